@@ -1,0 +1,119 @@
+"""The Python API, mirroring the CLI: ``list_models``, ``info``, ``get``, ``finetune_hooks``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageError
+from .registry import default_registry
+from .spec import ModelSpec, thaw
+
+HUB_PREFIX = "hf-hub:"
+
+
+def list_models(patterns: str | list[str] | tuple[str, ...] = (), *, family: str | None = None,
+                task: str | None = None, pretrained: bool = False) -> list[str]:
+    """Names of matching models, sorted; with ``pretrained=True``, trained ``NAME.TAG`` names.
+
+    Example:
+        >>> zoo.list_models("resnet*")
+        ['resnet50', ...]
+    """
+    pats = [patterns] if isinstance(patterns, str) else list(patterns)
+    specs = default_registry().list(pats, family=family, task=task, pretrained=pretrained)
+    if not pretrained:
+        return [s.name for s in specs]
+    dotted = [p for p in pats if "." in p]
+    out = []
+    import fnmatch
+
+    for s in specs:
+        for t in s.pretrained:
+            full = f"{s.name}.{t}"
+            if not dotted or any(fnmatch.fnmatchcase(full, p.lower()) for p in dotted) \
+                    or any(fnmatch.fnmatchcase(s.name, p.lower()) for p in pats if "." not in p):
+                out.append(full)
+    return out
+
+
+def spec(name: str) -> tuple[ModelSpec, str | None]:
+    """The ``(ModelSpec, tag)`` of ``NAME[.TAG]``; raises UnknownModelError with suggestions."""
+    return default_registry().resolve(name)
+
+
+def finetune_hooks(model: str | ModelSpec) -> dict[str, Any]:
+    """Fine-tuning hints for a model: the catalog's ``finetune`` table over plugin hooks."""
+    from .plugin_loader import get_plugins
+
+    s = spec(model)[0] if isinstance(model, str) else model
+    merged: dict[str, Any] = {}
+    fam = default_registry().families.get(s.family)
+    if fam is not None:
+        merged.update(thaw(fam.finetune))
+    for _plugin, answer in reversed(get_plugins().collect("zoo_finetune_hooks", spec=s)):
+        if isinstance(answer, dict):
+            merged.update(answer)
+    merged.update(thaw(s.finetune))
+    return merged
+
+
+def info(name: str) -> dict[str, Any]:
+    """Everything the catalog knows about ``NAME[.TAG]``, as a JSON-ready dict."""
+    s, tag = spec(name)
+    out = s.to_dict()
+    out["finetune"] = finetune_hooks(s)
+    out["demo"] = s.demo_task
+    fam = default_registry().families.get(s.family)
+    out["family_description"] = fam.description if fam else None
+    out["tag"] = tag
+    if tag is not None:
+        out["selected"] = out["pretrained"][tag]
+    return out
+
+
+def get(name: str | os.PathLike[str], **kwargs: Any):
+    """Build a model by name and return the plain ``nn.Module``.
+
+    ``NAME`` gives random weights; ``NAME.TAG`` loads that tag's trained weights; a
+    directory written by ``zoo get --save`` or ``zoo finetune`` is rebuilt from its
+    config; ``hf-hub:ORG/REPO[@REV]`` is downloaded through huggingface_hub's cache.
+    Keyword arguments go to the builder (``num_classes=5``).
+
+    Raises:
+        UnknownModelError: no such model or tag (with suggestions).
+        WeightsError: weights missing, corrupt or not fitting the model.
+    """
+    from . import build
+
+    text = os.fspath(name)
+    if text.startswith(HUB_PREFIX):
+        return build.load_dir(_hub_snapshot(text[len(HUB_PREFIX):]))
+    if _looks_like_dir(text):
+        if kwargs:
+            raise UsageError(f"{text}: a saved model is rebuilt from its config; builder "
+                             "arguments cannot be changed here")
+        return build.load_dir(text)
+    s, tag = spec(text)
+    return build.build(s, tag, **kwargs)
+
+
+def _looks_like_dir(text: str) -> bool:
+    return os.sep in text or text.startswith(".") or Path(text).is_dir()
+
+
+def _hub_snapshot(ref: str) -> Path:
+    """Download ``ORG/REPO[@REV]`` through huggingface_hub's cache; return the local folder."""
+    from .errors import WeightsError
+
+    repo, _, rev = ref.partition("@")
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(repo_id=repo, revision=rev or None))
+    except Exception as e:  # huggingface_hub raises many types; all mean "could not fetch"
+        raise WeightsError(
+            f"hf-hub:{ref}: could not download ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+            "check the repo name and your network, or set HF_HUB_OFFLINE=1 to use the cache"
+        ) from None

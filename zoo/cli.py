@@ -1,0 +1,379 @@
+"""The ``zoo`` command: parse, call :mod:`zoo`, render. Heavy imports stay inside commands.
+
+Data goes to stdout (a rich table on a terminal, aligned plain columns when piped, JSON
+with ``--json``); warnings and errors go to stderr. A ``ZooError`` becomes one line and
+exit code 2 for usage errors, 1 otherwise; ``--debug`` (or ``ZOO_DEBUG=1``) shows the
+traceback instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .errors import UsageError, ZooError
+
+app = typer.Typer(
+    name="zoo",
+    help="A model zoo for PyTorch: find, build, demo, fine-tune and publish models by name.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+_STATE: dict[str, Any] = {"catalogs": [], "debug": False}
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts) instead of a table.")]
+
+
+def _debug() -> bool:
+    return _STATE["debug"] or os.environ.get("ZOO_DEBUG", "") not in ("", "0")
+
+
+def _fail(message: str, code: int) -> None:
+    print(f"Error: {message}", file=sys.stderr)
+    if not _debug():
+        print("(set ZOO_DEBUG=1 or pass --debug for a traceback)", file=sys.stderr) \
+            if code != 2 else None
+    raise typer.Exit(code)
+
+
+def handles_errors(fn):
+    """Turn ZooErrors (and Ctrl-C) into one line and an exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ZooError as e:
+            if _debug():
+                raise
+            _fail(str(e), e.exit_code)
+        except KeyboardInterrupt:
+            print("Interrupted.", file=sys.stderr)
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _registry():
+    from .registry import default_registry
+
+    return default_registry(_STATE["catalogs"])
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        print(f"zoo {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    catalog: Annotated[list[Path] | None, typer.Option(
+        "--catalog", "-c", help="Extra catalog TOML (repeatable; also ZOO_CATALOG).",
+        metavar="FILE")] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """A model zoo for PyTorch: find, build, demo, fine-tune and publish models by name.
+
+    Examples: zoo list 'resnet*'   zoo info lenet5.digits   zoo get lenet5 --save out/
+    """
+    _STATE["catalogs"] = list(catalog or [])
+    _STATE["debug"] = debug
+
+
+# -- rendering ---------------------------------------------------------------------------
+
+def human_count(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(n)
+
+
+def _table(columns: list[str], rows: list[list[str]], *, title: str | None = None) -> None:
+    """A rich table on a terminal; plain aligned columns when piped (fast, greppable)."""
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        t = Table(title=title, header_style="bold")
+        for c in columns:
+            t.add_column(c, overflow="fold")
+        for r in rows:
+            t.add_row(*r)
+        Console().print(t)
+        return
+    widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c)
+              for i, c in enumerate(columns)]
+    out = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
+    for r in rows:
+        out.append("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+    sys.stdout.write("\n".join(out) + "\n")
+
+
+def _json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _check_choice(value: str | None, choices: set[str], what: str) -> None:
+    if value is None or value in choices:
+        return
+    import difflib
+
+    close = difflib.get_close_matches(value, sorted(choices), n=1)
+    raise UsageError(f"unknown {what} '{value}'"
+                     + (f"; did you mean '{close[0]}'?" if close else "")
+                     + f" Known: {', '.join(sorted(choices))}")
+
+
+# -- commands ----------------------------------------------------------------------------
+
+@app.command("list")
+@handles_errors
+def list_cmd(
+    patterns: Annotated[list[str] | None, typer.Argument(
+        help="Shell-style patterns ('resnet*', '*.digits').", show_default=False)] = None,
+    family: Annotated[str | None, typer.Option("--family", "-f", help="Only this family.")] = None,
+    task: Annotated[str | None, typer.Option("--task", "-t", help="Only this task.")] = None,
+    pretrained: Annotated[bool, typer.Option(
+        "--pretrained", "-p", help="List trained models (NAME.TAG) only.")] = False,
+    namespaces: Annotated[bool, typer.Option(
+        "--namespaces", "-n",
+        help="Also list pass-through namespaces (timm/..., torchvision/...); imports them.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List models, sorted by name.
+
+    Examples: zoo list   zoo list 'resnet*' --family cnn   zoo list --pretrained --json
+    zoo list 'timm/vit_*'
+    """
+    reg = _registry()
+    _check_choice(family, set(reg.families), "family")
+    pats = list(patterns or [])
+    specs = reg.list(pats, family=family, task=task, pretrained=pretrained,
+                     namespaces=namespaces)
+    if task is not None and not specs:
+        _check_choice(task, {s.task for s in reg}, "task")
+    if pretrained:
+        import fnmatch
+
+        dotted = [p.lower() for p in pats if "." in p]
+        items = [(s, t) for s in specs for t in s.pretrained
+                 if not dotted or any(fnmatch.fnmatchcase(f"{s.name}.{t}", p) for p in dotted)
+                 or any(fnmatch.fnmatchcase(s.name, p.lower()) for p in pats if "." not in p)]
+        if as_json:
+            return _json([{"name": f"{s.name}.{t}", "model": s.name, "tag": t,
+                           "family": s.family, "task": s.task, "params": s.params,
+                           "dataset": s.pretrained[t].dataset,
+                           "metrics": dict(s.pretrained[t].metrics),
+                           "source": s.pretrained[t].source} for s, t in items])
+        if not items:
+            print("No trained models match.", file=sys.stderr)
+            return
+        _table(["NAME", "FAMILY", "TASK", "PARAMS", "DATASET", "METRICS"],
+               [[f"{s.name}.{t}", s.family, s.task, human_count(s.params),
+                 s.pretrained[t].dataset or "-",
+                 ", ".join(f"{k}={v:g}" for k, v in s.pretrained[t].metrics.items()) or "-"]
+                for s, t in items])
+        return
+    if as_json:
+        return _json([{"name": s.name, "family": s.family, "task": s.task, "params": s.params,
+                       "gflops": s.gflops, "pretrained": list(s.pretrained),
+                       "plugin": s.plugin, "description": s.description} for s in specs])
+    if not specs:
+        print("No models match. Try 'zoo list' without filters.", file=sys.stderr)
+        return
+    _table(["NAME", "FAMILY", "TASK", "PARAMS", "PRETRAINED"],
+           [[s.name, s.family, s.task, human_count(s.params),
+             ", ".join(s.pretrained) or "-"] for s in specs])
+
+
+@app.command("info")
+@handles_errors
+def info_cmd(
+    name: Annotated[str, typer.Argument(help="NAME or NAME.TAG.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show everything known about a model: paper, licence, input, size, tags, plugin.
+
+    Examples: zoo info resnet50   zoo info lenet5.digits --json
+    """
+    from .api import info
+
+    _registry()
+    data = info(name)
+    if as_json:
+        return _json(data)
+    title = data["name"] + (f".{data['tag']}" if data["tag"] else "")
+    inp = data["input"]
+    rows = [
+        ["description", data["description"] or "-"],
+        ["family", f"{data['family']} ({data['family_description'] or ''})".replace(" ()", "")],
+        ["task", data["task"]],
+        ["demo", data["demo"]],
+        ["paper", (data["paper"] or "-") + (f" <{data['paper_url']}>" if data["paper_url"] else "")],
+        ["year", str(data["year"] or "-")],
+        ["license", data["license"] or "-"],
+        ["params", f"{data['params']:,}" if data["params"] else "-"],
+        ["gflops", f"{data['gflops']:g}" if data["gflops"] is not None else "-"],
+        ["input", _fmt_input(inp)],
+        ["tags", ", ".join(data["tags"]) or "-"],
+        ["builder", data["builder"] + (f" {json.dumps(data['kwargs'])}" if data["kwargs"] else "")],
+        ["finetune", json.dumps(data["finetune"]) if data["finetune"] else "-"],
+        ["plugin", f"{data['plugin']}  ({data['origin'] or '-'})"],
+    ]
+    for tag, pre in data["pretrained"].items():
+        if data["tag"] and tag != data["tag"]:
+            continue
+        metrics = ", ".join(f"{k}={v:g}" for k, v in pre["metrics"].items())
+        rows.append([f"{data['name']}.{tag}",
+                     pre["source"] + (f"  [{pre['dataset']}]" if pre["dataset"] else "")
+                     + (f"  {metrics}" if metrics else "") + ("  (default)" if pre["default"] else "")])
+    if not data["pretrained"]:
+        rows.append(["pretrained", "none (architecture only)"])
+    _table(["FIELD", title], rows)
+
+
+def _fmt_input(inp: dict | None) -> str:
+    if not inp:
+        return "-"
+    s = f"{inp['size']} {inp['dtype']}"
+    if inp.get("mean"):
+        s += f" mean={inp['mean']} std={inp['std']}"
+    return s
+
+
+def _parse_kwargs(pairs: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if not eq or not key.strip():
+            raise UsageError(f"--kwarg '{pair}' must look like KEY=VALUE (e.g. num_classes=5)")
+        try:
+            out[key.strip()] = json.loads(value)
+        except ValueError:
+            out[key.strip()] = value
+    return out
+
+
+@app.command("get")
+@handles_errors
+def get_cmd(
+    name: Annotated[str, typer.Argument(help="NAME, NAME.TAG, a saved model DIR, or hf-hub:ORG/REPO.")],
+    save: Annotated[Path | None, typer.Option(
+        "--save", help="Write model.safetensors + config.json to this directory.",
+        metavar="DIR")] = None,
+    kwarg: Annotated[list[str] | None, typer.Option(
+        "--kwarg", "-k", help="Builder argument KEY=VALUE (repeatable).", metavar="KEY=VALUE")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build a model (with weights for NAME.TAG) and summarise one forward pass.
+
+    Examples: zoo get lenet5   zoo get lenet5.digits --save out/lenet   zoo get out/lenet
+    """
+    from . import build
+    from .api import _looks_like_dir, get
+
+    heavy()
+    kwargs = _parse_kwargs(kwarg or [])
+    reg = _registry()
+    if _looks_like_dir(name) or name.startswith("hf-hub:"):
+        if save is not None:
+            raise UsageError("--save takes a catalog NAME[.TAG]; this model is saved already")
+        model = get(name, **kwargs)
+        cfg = build.read_config(name) if Path(name).is_dir() else {}
+        spec, tag = (reg.spec(cfg["name"]), cfg.get("tag")) if cfg.get("name") in reg else (None, None)
+        label = name
+    else:
+        spec, tag = reg.resolve(name)
+        model = build.build(spec, tag, **kwargs)
+        label = spec.name + (f".{tag}" if tag else "")
+    summary = build.summarize(model, spec, tag) if spec is not None else build.summarize(model)
+    summary["name"] = label
+    summary["weights"] = spec.pretrained[tag].source if spec is not None and tag else (
+        "saved" if spec is None or label != (spec.name + (f'.{tag}' if tag else '')) else "random")
+    if save is not None:
+        out = build.save(model, save, spec=spec, tag=tag,
+                         kwargs=build.merged_kwargs(spec, tag, kwargs))
+        summary["saved_to"] = str(out)
+    if as_json:
+        return _json(summary)
+    rows = [["module", summary["module"]],
+            ["weights", summary["weights"]],
+            ["params", f"{summary['params']:,}"],
+            ["trainable", f"{summary['trainable_params']:,}"]]
+    if "gflops" in summary:
+        rows += [["input", str(summary["input_shape"])],
+                 ["output", str(summary["output_shape"])],
+                 ["gflops", f"{summary['gflops']:.4g}"]]
+    if save is not None:
+        rows.append(["saved to", summary["saved_to"]])
+    _table(["FIELD", label], rows)
+
+
+@app.command("plugins")
+@handles_errors
+def plugins_cmd(as_json: JsonOpt = False) -> None:
+    """List plugins: version, where from, models added, errors.
+
+    Examples: zoo plugins   ZOO_DISABLE_PLUGINS=broken zoo plugins --json
+    """
+    from .plugin_loader import get_plugins
+
+    _registry()
+    infos = list(get_plugins().infos.values())
+    if as_json:
+        return _json([i.to_dict() for i in infos])
+    rows = []
+    for i in infos:
+        status = "disabled" if i.disabled else ("error" if not i.loaded else
+                                                ("warning" if i.errors else "ok"))
+        rows.append([i.name, i.version or "-", i.source + (f" ({i.distribution})"
+                     if i.distribution and i.source != "built-in" else ""),
+                     str(len(i.models)), status, " | ".join(i.errors) or "-"])
+    _table(["PLUGIN", "VERSION", "SOURCE", "MODELS", "STATUS", "ERRORS"], rows)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    # Start-up creates many long-lived objects (imports, catalog records) and no garbage
+    # cycles worth collecting; the cyclic GC only slows it. Commands that build models
+    # turn it back on (see ``heavy``).
+    gc.disable()
+    app()
+
+
+def heavy() -> None:
+    """Re-enable the GC before a command builds models or serves requests."""
+    gc.enable()
+
+
+def _register_extra_commands() -> None:
+    from importlib import import_module
+
+    from .cli_extra import COMMAND_MODULES
+
+    for mod in COMMAND_MODULES:
+        import_module(mod)
+
+
+_register_extra_commands()
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""``zoo.predict``: run a trained model on one raw input and decode the answer.
+
+One function per task; family plugins provide the ones only they can do (text
+tokenisers, graph inputs) through the same ``TASKS`` table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .errors import UsageError
+
+#: task, or (family, task) when families decode differently ->
+#: "module:function"(model, spec, tag, inputs, **options)
+TASKS: dict[str | tuple[str, str], str] = {
+    "image-classification": "zoo.predict:classify_image",
+}
+
+
+def classify_image(model, spec, tag, image, *, top_k: int = 5) -> list[tuple[str, float]]:
+    """Top-k ``(label, probability)`` for one image (path, PIL image or array)."""
+    import torch
+
+    from .preprocess import image_to_tensor
+
+    inp = spec.input_for(tag)
+    x = image_to_tensor(image, inp, center=bool(inp.invert is not None or "digits" in spec.tags
+                                                 or (tag or "").endswith("digits")))
+    with torch.inference_mode():
+        probs = torch.softmax(model(x), dim=-1)[0]
+    labels = spec.pretrained[tag].labels if tag else None
+    k = min(top_k, probs.numel())
+    values, idx = probs.topk(k)
+    return [((labels[i] if labels else str(i)), float(v))
+            for v, i in zip(values.tolist(), idx.tolist(), strict=True)]
+
+
+def predict(name: str, inputs: Any, **options: Any):
+    """Build ``NAME.TAG`` (cached per process) and run its task's decoder on ``inputs``.
+
+    Example:
+        >>> zoo.predict("lenet5.digits", "seven.png")
+        [('7', 0.98), ('1', 0.01), ...]
+    """
+    from .api import spec as resolve
+    from .build import build, import_object
+
+    spec, tag = resolve(name)
+    fn_path = TASKS.get((spec.family, spec.task)) or TASKS.get(spec.task)
+    if fn_path is None:
+        raise UsageError(f"no predictor for task '{spec.task}' yet; use zoo.get('{name}') "
+                         "and call the model")
+    key = (spec.name, tag)
+    model = _MODELS.get(key)
+    if model is None:
+        model = _MODELS[key] = build(spec, tag)
+    fn: Callable[..., Any] = import_object(fn_path, what=f"predictor for '{spec.task}'")
+    return fn(model, spec, tag, inputs, **options)
+
+
+_MODELS: dict[tuple[str, str | None], Any] = {}

@@ -1,0 +1,193 @@
+"""Immutable records for the catalog: one ``ModelSpec`` per model, one ``PretrainedSpec`` per tag.
+
+An *architecture* (``resnet50``) builds with random weights; a *trained model*
+(``resnet50.imagenet``) is the architecture plus one of its pretrained tags. Parsing and
+validation live in :mod:`zoo.catalog`; this module only holds the records and the one
+name parser every command uses.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]*(/[a-z0-9][a-z0-9_\-]*)?$")
+TAG_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
+
+class FrozenDict(dict):
+    """A dict that refuses changes after creation; picklable, unlike MappingProxyType."""
+
+    def _readonly(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("catalog records are read-only; copy with dict(...) to change")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _readonly  # type: ignore[assignment]
+    __ior__ = _readonly  # type: ignore[assignment]
+
+    def __reduce__(self):
+        return (FrozenDict, (dict(self),))
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(sorted(self.items(), key=repr)))
+
+
+_EMPTY: Mapping[str, Any] = FrozenDict()
+
+
+def _empty() -> Mapping[str, Any]:
+    return _EMPTY
+
+
+def split_name_tag(text: str) -> tuple[str, str | None]:
+    """Split ``"resnet50.imagenet"`` into ``("resnet50", "imagenet")``; no tag gives ``None``."""
+    name, dot, tag = text.strip().partition(".")
+    return name.lower(), (tag.lower() if dot and tag else None)
+
+
+def freeze(value: Any) -> Any:
+    """Return a read-only copy of nested dicts/lists (dicts become FrozenDict, lists tuples)."""
+    if isinstance(value, Mapping):
+        return FrozenDict({k: freeze(v) if isinstance(v, Mapping | list | tuple) else v
+                           for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(freeze(v) if isinstance(v, Mapping | list | tuple) else v for v in value)
+    return value
+
+
+def thaw(value: Any) -> Any:
+    """Inverse of :func:`freeze`: plain dicts and lists, for JSON and builder kwargs."""
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [thaw(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class InputSpec:
+    """What one sample fed to the model looks like, and how to normalise it."""
+
+    size: tuple[int, ...]                       # one sample's shape, batch excluded
+    dtype: str = "float32"                      # "int64" for token ids
+    mean: tuple[float, ...] | None = None       # per-channel normalisation for images
+    std: tuple[float, ...] | None = None
+    interpolation: str | None = None            # resize method for images (bilinear, bicubic)
+    invert: bool | None = None                  # True: the model wants light ink on dark ground
+
+
+@dataclass(frozen=True, kw_only=True)
+class PretrainedSpec:
+    """One trained variant of a model: where its weights live and what it achieves."""
+
+    tag: str
+    # weight location
+    source: str                                 # URI: hf-hub:, timm:, torchvision:, file:, package:, https:
+    sha256: str | None = None                   # checked before loading when given
+    # what changes in the architecture for these weights
+    kwargs: Mapping[str, Any] = field(default_factory=_empty)          # builder kwargs these weights need (num_classes...)
+    labels: tuple[str, ...] | None = None       # class names, index order
+    input: InputSpec | None = None              # overrides the model's input spec
+    # provenance and results
+    dataset: str | None = None
+    metrics: Mapping[str, float] = field(default_factory=_empty)
+    license: str | None = None                  # overrides the model's licence
+    description: str | None = None
+    default: bool = False                       # the recommended tag when several exist
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSpec:
+    """One model of the catalog: how to build it and what is known about it."""
+
+    name: str
+    family: str
+    task: str
+    # how to build
+    builder: str | Callable[..., Any]           # lazy "module:callable", or a callable
+    kwargs: Mapping[str, Any] = field(default_factory=_empty)
+    input: InputSpec | None = None
+    # paper and licence
+    description: str | None = None
+    paper: str | None = None
+    paper_url: str | None = None
+    year: int | None = None
+    license: str | None = None
+    # size, precomputed so that listing never builds a model
+    params: int | None = None
+    gflops: float | None = None
+    tags: tuple[str, ...] = ()
+    # what fine-tuning and demos need
+    finetune: Mapping[str, Any] = field(default_factory=_empty)        # head, lora_targets, layer_groups, ...
+    demo: str | None = None                     # demo task; defaults to ``task``
+    pretrained: Mapping[str, PretrainedSpec] = field(default_factory=_empty)
+    # where it came from
+    plugin: str | None = None                   # plugin that registered it
+    origin: str | None = None                   # "file:line" or "module" that declared it
+
+    @property
+    def builder_path(self) -> str:
+        """The builder as a ``module:callable`` string, for configs and display."""
+        b = self.builder
+        if isinstance(b, str):
+            return b
+        return f"{b.__module__}:{b.__qualname__}"
+
+    @property
+    def demo_task(self) -> str:
+        return self.demo or self.task
+
+    @property
+    def default_tag(self) -> str | None:
+        """The tag marked ``default``, else the only tag, else ``None``."""
+        for tag, pre in self.pretrained.items():
+            if pre.default:
+                return tag
+        return next(iter(self.pretrained)) if len(self.pretrained) == 1 else None
+
+    def input_for(self, tag: str | None) -> InputSpec | None:
+        """Input spec for the architecture or one of its tags."""
+        if tag and self.pretrained[tag].input is not None:
+            return self.pretrained[tag].input
+        return self.input
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field (the builder as a string)."""
+        from dataclasses import asdict, fields
+
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name == "builder":
+                v = self.builder_path
+            elif f.name == "pretrained":
+                v = {t: _pretrained_dict(p) for t, p in v.items()}
+            elif f.name == "input":
+                v = asdict(v) if v else None
+            out[f.name] = thaw(v)
+        return out
+
+
+def _pretrained_dict(p: PretrainedSpec) -> dict[str, Any]:
+    from dataclasses import fields
+
+    out = {}
+    for f in fields(p):
+        v = getattr(p, f.name)
+        if f.name == "input" and v is not None:
+            from dataclasses import asdict
+
+            v = asdict(v)
+        out[f.name] = thaw(v)
+    return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class FamilySpec:
+    """An architecture family (cnn, rnn, ...) and the defaults its models share."""
+
+    name: str
+    description: str = ""
+    example_input: str | Callable[..., Any] | None = None   # "module:fn"(spec, tag) -> args
+    finetune: Mapping[str, Any] = field(default_factory=_empty)
+    plugin: str | None = None
