@@ -8,7 +8,6 @@ Importing zoo is cheap: torch and the model libraries load only when a model is 
 """
 
 from .api import finetune_hooks, get, info, list_models, spec
-from .predict import predict
 from .errors import (
     BuildError,
     CatalogError,
@@ -19,6 +18,7 @@ from .errors import (
     ZooError,
 )
 from .hookspecs import hookimpl
+from .predict import predict
 from .spec import ModelSpec, PretrainedSpec
 
 __version__ = "0.1.0"

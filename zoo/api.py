@@ -114,6 +114,11 @@ def _hub_snapshot(ref: str) -> Path:
         return Path(snapshot_download(repo_id=repo, revision=rev or None))
     except Exception as e:  # huggingface_hub raises many types; all mean "could not fetch"
         raise WeightsError(
-            f"hf-hub:{ref}: could not download ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+            f"hf-hub:{ref}: could not download ({_first_line(e)}); "
             "check the repo name and your network, or set HF_HUB_OFFLINE=1 to use the cache"
         ) from None
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__

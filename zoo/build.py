@@ -108,7 +108,8 @@ def tensor_for(inp: InputSpec, *, batch: int = 1, high: int = 100):
 
     g = torch.Generator().manual_seed(0)
     if inp.dtype.startswith("int"):
-        return torch.randint(0, high, (batch, *inp.size), generator=g, dtype=getattr(torch, inp.dtype))
+        return torch.randint(0, high, (batch, *inp.size), generator=g,
+                             dtype=getattr(torch, inp.dtype))
     return torch.randn((batch, *inp.size), generator=g, dtype=getattr(torch, inp.dtype))
 
 

@@ -42,7 +42,8 @@ DTYPES = {"float32", "float16", "bfloat16", "int64", "int32"}
 
 SCHEMES = ("hf-hub", "timm", "torchvision", "file", "package", "https", "http")
 _SOURCE_FORMS = {
-    "hf-hub": (re.compile(r"^[\w.\-]+/[\w.\-]+(@[^/\s]+)?(/\S+)?$"), "hf-hub:ORG/REPO[@REV][/FILE]"),
+    "hf-hub": (re.compile(r"^[\w.\-]+/[\w.\-]+(@[^/\s]+)?(/\S+)?$"),
+               "hf-hub:ORG/REPO[@REV][/FILE]"),
     "timm": (re.compile(r"^[\w\-]+(\.[\w\-]+)?$"), "timm:MODEL_NAME[.TAG]"),
     "torchvision": (re.compile(r"^[A-Za-z_]\w*\.[A-Za-z_]\w*$"), "torchvision:WeightsEnum.MEMBER"),
     "file": (re.compile(r"^\S.*$"), "file:PATH"),
@@ -103,6 +104,9 @@ class _Lines:
         return None
 
     def key(self, key: str, *parts: str) -> int | None:
+        sub = self.table(*parts, key)   # the "key" may name a sub-table ([a.b.key])
+        if sub is not None:
+            return sub
         start = self.table(*parts)
         pat = re.compile(rf"^\s*(\"{re.escape(key)}\"|{re.escape(key)})\s*=")
         for i in range(start or 0, len(self.lines)):
@@ -310,7 +314,9 @@ def _validate_model(name: str, fields: Mapping[str, Any], fail, where, base: Pat
             p["source"] = "file:" + str(fp if fp.is_absolute() else (base / fp).resolve())
         if "input" in pre:
             p["input"] = _validate_input(pre["input"], fail, where, name, (*pwhere, "input"))
-        if "metrics" in pre and not all(isinstance(v, int | float) for v in pre["metrics"].values()):
+        metrics = pre.get("metrics", {})
+        if not all(isinstance(v, int | float) and not isinstance(v, bool)
+                   for v in metrics.values()):
             raise fail(f"pretrained '{tag}': metrics must be numbers", model=name,
                        line=where(*pwhere, "metrics"))
         pretrained[tag] = p
@@ -406,3 +412,55 @@ def _store(p: Path, st: os.stat_result, plugin: str | None, family: str | None,
         os.replace(tmp, target)
     except OSError:
         pass  # a read-only home must not break listing
+
+
+def spec_from_fields(name: str, fields: Mapping[str, Any], *, plugin: str | None,
+                     origin: str | None = None) -> ModelSpec:
+    """Validate keyword fields given in code (``registry.add_model(name=..., ...)``) exactly
+    as a catalog table is validated, and build the ModelSpec.
+
+    ``builder`` may be a callable here; ``input`` and ``pretrained`` may be dicts or
+    InputSpec / PretrainedSpec records.
+
+    Raises:
+        CatalogError: naming the model and what to fix.
+    """
+    from dataclasses import asdict
+    from dataclasses import fields as dc_fields
+
+    f = dict(fields)
+    builder = f.get("builder")
+    if callable(builder):
+        f["builder"] = "placeholder.module:callable"
+    if isinstance(f.get("input"), InputSpec):
+        f["input"] = {k: (list(v) if isinstance(v, tuple) else v)
+                      for k, v in asdict(f["input"]).items() if v is not None}
+    pre = f.get("pretrained")
+    if isinstance(pre, Mapping):
+        conv = {}
+        for tag, p in pre.items():
+            if isinstance(p, PretrainedSpec):
+                p = {fl.name: getattr(p, fl.name) for fl in dc_fields(p)
+                     if fl.name != "tag" and getattr(p, fl.name) not in (None, (), {}, False)}
+                if isinstance(p.get("input"), InputSpec):
+                    p["input"] = {k: v for k, v in asdict(p["input"]).items() if v is not None}
+            conv[tag] = _plain(p)
+        f["pretrained"] = conv
+    f = _plain(f)
+    where_from = origin or plugin or "<code>"
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise CatalogError("invalid model name; use lowercase letters, digits, '_' and '-' "
+                           "(optionally NAMESPACE/NAME), no dots", path=where_from, model=name)
+    [(_, entry)] = validate_catalog({"models": {name: f}}, path=where_from)
+    if callable(builder):
+        entry["builder"] = builder
+    return _to_spec(name, entry, plugin)
+
+
+def _plain(value: Any) -> Any:
+    """Mappings to dicts and tuples to lists, as tomllib would give them."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value

@@ -31,7 +31,8 @@ app = typer.Typer(
 
 _STATE: dict[str, Any] = {"catalogs": [], "debug": False}
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts) instead of a table.")]
+JsonOpt = Annotated[bool, typer.Option("--json",
+                                       help="Print JSON (for scripts) instead of a table.")]
 
 
 def _debug() -> bool:
@@ -155,7 +156,8 @@ def list_cmd(
         "--pretrained", "-p", help="List trained models (NAME.TAG) only.")] = False,
     namespaces: Annotated[bool, typer.Option(
         "--namespaces", "-n",
-        help="Also list pass-through namespaces (timm/..., torchvision/...); imports them.")] = False,
+        help="Also list pass-through namespaces (timm/..., torchvision/...); imports them.",
+    )] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """List models, sorted by name.
@@ -227,7 +229,8 @@ def info_cmd(
         ["family", f"{data['family']} ({data['family_description'] or ''})".replace(" ()", "")],
         ["task", data["task"]],
         ["demo", data["demo"]],
-        ["paper", (data["paper"] or "-") + (f" <{data['paper_url']}>" if data["paper_url"] else "")],
+        ["paper", (data["paper"] or "-")
+         + (f" <{data['paper_url']}>" if data["paper_url"] else "")],
         ["year", str(data["year"] or "-")],
         ["license", data["license"] or "-"],
         ["params", f"{data['params']:,}" if data["params"] else "-"],
@@ -244,10 +247,18 @@ def info_cmd(
         metrics = ", ".join(f"{k}={v:g}" for k, v in pre["metrics"].items())
         rows.append([f"{data['name']}.{tag}",
                      pre["source"] + (f"  [{pre['dataset']}]" if pre["dataset"] else "")
-                     + (f"  {metrics}" if metrics else "") + ("  (default)" if pre["default"] else "")])
+                     + (f"  {metrics}" if metrics else "")
+                     + ("  (default)" if pre["default"] else "")])
     if not data["pretrained"]:
         rows.append(["pretrained", "none (architecture only)"])
     _table(["FIELD", title], rows)
+
+
+def _few_names(names: list[str], n: int = 3) -> str:
+    if not names:
+        return "0"
+    shown = ", ".join(sorted(names)[:n])
+    return f"{len(names)}: {shown}" + (", ..." if len(names) > n else "")
 
 
 def _fmt_input(inp: dict | None) -> str:
@@ -257,6 +268,51 @@ def _fmt_input(inp: dict | None) -> str:
     if inp.get("mean"):
         s += f" mean={inp['mean']} std={inp['std']}"
     return s
+
+
+@app.command("recommend")
+@handles_errors
+def recommend_cmd(
+    task: Annotated[str, typer.Option("--task", "-t", help="What the model must do.")],
+    data_size: Annotated[str | None, typer.Option(
+        "--data-size", "-d", help="Labelled examples you have (5000, 20k).")] = None,
+    compute: Annotated[str, typer.Option(
+        "--compute", help="cpu, small-gpu or large-gpu.")] = "cpu",
+    max_params: Annotated[str | None, typer.Option(
+        "--max-params", help="Largest model to consider (25M, 1.5B).")] = None,
+    top: Annotated[int, typer.Option("--top", help="How many models to show.")] = 5,
+    as_json: JsonOpt = False,
+) -> None:
+    """Rank models for a task and advise a fine-tuning technique, with reasons.
+
+    Examples: zoo recommend --task image-classification --data-size 800
+    zoo recommend --task text-classification --data-size 50k --compute small-gpu --json
+    """
+    from .recommend import parse_count, recommend
+
+    _registry()
+    if top < 1:
+        raise UsageError("--top must be at least 1")
+    size = parse_count(data_size)
+    recs = recommend(task, data_size=size, compute=compute,
+                     max_params=parse_count(max_params), top=top)
+    if as_json:
+        return _json([r.to_dict() for r in recs])
+    if not recs:
+        print("No model fits these limits; raise --max-params or the compute budget.",
+              file=sys.stderr)
+        return
+    _table(["RANK", "MODEL", "PARAMS", "TECHNIQUE", "WHY"],
+           [[str(i + 1), r.name, human_count(r.params), r.technique, "; ".join(r.reasons)]
+            for i, r in enumerate(recs)])
+
+
+def _quiet_library_warnings() -> None:
+    """Hide deprecation chatter that libraries print at import (not the user's concern)."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.* is deprecated",
+                            category=FutureWarning)
 
 
 def _parse_kwargs(pairs: list[str]) -> dict[str, Any]:
@@ -275,12 +331,14 @@ def _parse_kwargs(pairs: list[str]) -> dict[str, Any]:
 @app.command("get")
 @handles_errors
 def get_cmd(
-    name: Annotated[str, typer.Argument(help="NAME, NAME.TAG, a saved model DIR, or hf-hub:ORG/REPO.")],
+    name: Annotated[str, typer.Argument(
+        help="NAME, NAME.TAG, a saved model DIR, or hf-hub:ORG/REPO.")],
     save: Annotated[Path | None, typer.Option(
         "--save", help="Write model.safetensors + config.json to this directory.",
         metavar="DIR")] = None,
     kwarg: Annotated[list[str] | None, typer.Option(
-        "--kwarg", "-k", help="Builder argument KEY=VALUE (repeatable).", metavar="KEY=VALUE")] = None,
+        "--kwarg", "-k", help="Builder argument KEY=VALUE (repeatable).",
+        metavar="KEY=VALUE")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Build a model (with weights for NAME.TAG) and summarise one forward pass.
@@ -291,6 +349,7 @@ def get_cmd(
     from .api import _looks_like_dir, get
 
     heavy()
+    _quiet_library_warnings()
     kwargs = _parse_kwargs(kwarg or [])
     reg = _registry()
     if _looks_like_dir(name) or name.startswith("hf-hub:"):
@@ -298,7 +357,8 @@ def get_cmd(
             raise UsageError("--save takes a catalog NAME[.TAG]; this model is saved already")
         model = get(name, **kwargs)
         cfg = build.read_config(name) if Path(name).is_dir() else {}
-        spec, tag = (reg.spec(cfg["name"]), cfg.get("tag")) if cfg.get("name") in reg else (None, None)
+        known = cfg.get("name") in reg
+        spec, tag = (reg.spec(cfg["name"]), cfg.get("tag")) if known else (None, None)
         label = name
     else:
         spec, tag = reg.resolve(name)
@@ -342,11 +402,9 @@ def plugins_cmd(as_json: JsonOpt = False) -> None:
         return _json([i.to_dict() for i in infos])
     rows = []
     for i in infos:
-        status = "disabled" if i.disabled else ("error" if not i.loaded else
-                                                ("warning" if i.errors else "ok"))
         rows.append([i.name, i.version or "-", i.source + (f" ({i.distribution})"
                      if i.distribution and i.source != "built-in" else ""),
-                     str(len(i.models)), status, " | ".join(i.errors) or "-"])
+                     _few_names(i.models), i.status, " | ".join(i.errors) or "-"])
     _table(["PLUGIN", "VERSION", "SOURCE", "MODELS", "STATUS", "ERRORS"], rows)
 
 
@@ -370,7 +428,11 @@ def _register_extra_commands() -> None:
     from .cli_extra import COMMAND_MODULES
 
     for mod in COMMAND_MODULES:
-        import_module(mod)
+        try:
+            import_module(mod)
+        except ModuleNotFoundError as e:
+            if e.name != mod:  # a module that exists but is broken must not hide
+                raise
 
 
 _register_extra_commands()

@@ -4,4 +4,4 @@ Each module listed here does ``from zoo.cli import app`` and decorates its comma
 it must import nothing heavy at module level.
 """
 
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("zoo.cli_demo", "zoo.cli_finetune", "zoo.cli_publish")

@@ -58,9 +58,18 @@ class PluginInfo:
     errors: list[str] = field(default_factory=list)
     loaded: bool = False
     disabled: bool = False
+    failed: bool = False            # failed to import, was refused, or a hook raised
+
+    @property
+    def status(self) -> str:
+        if self.disabled:
+            return "disabled"
+        if self.failed or not self.loaded:
+            return "error"
+        return "warning" if self.errors else "ok"
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {**self.__dict__, "status": self.status}
 
 
 def env_key() -> tuple[str | None, str | None]:
@@ -123,12 +132,14 @@ class Plugins:
             obj = load()
         except (Exception, SystemExit) as e:
             info.errors.append(f"failed to import: {_describe(e)}")
+            info.failed = True
             return
         typos = _unknown_hooks(obj)
         try:
             self.pm.register(obj, name=info.name)
         except Exception as e:
             info.errors.append(f"refused: {_describe(e)}")
+            info.failed = True
             return
         info.errors.extend(typos)
         info.loaded = True
@@ -190,7 +201,10 @@ class Plugins:
 
 
 def _describe(e: BaseException) -> str:
-    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    """``Type: message`` on one line (multi-line messages joined), at most 300 characters."""
+    text = "; ".join(ln.strip() for ln in str(e).splitlines() if ln.strip())
+    if len(text) > 300:
+        text = text[:297] + "..."
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
@@ -198,7 +212,8 @@ def _unknown_hooks(obj: Any) -> list[str]:
     """Functions named ``zoo_*`` that match no hook: almost always a typo."""
     out = []
     for attr in dir(obj):
-        if attr.startswith("zoo_") and attr not in HOOK_NAMES and callable(getattr(obj, attr, None)):
+        if attr.startswith("zoo_") and attr not in HOOK_NAMES \
+                and callable(getattr(obj, attr, None)):
             close = difflib.get_close_matches(attr, HOOK_NAMES, n=1)
             out.append(f"defines '{attr}', which is no zoo hook"
                        + (f"; did you mean '{close[0]}'?" if close else ""))
@@ -256,6 +271,21 @@ def reset() -> None:
     _PLUGINS = None
 
 
+def _add_returned(reg, returned: Any) -> None:
+    """Plugins may also return their models (specs or field dicts) instead of adding them."""
+    from .spec import ModelSpec
+
+    items = [returned] if isinstance(returned, ModelSpec | dict) else list(returned)
+    for item in items:
+        if isinstance(item, ModelSpec):
+            reg.add_model(item)
+        elif isinstance(item, dict):
+            reg.add_model(**item)
+        else:
+            raise TypeError(f"zoo_register_models returned a {type(item).__name__}; return "
+                            "ModelSpecs or dicts of catalog fields, or call registry.add_model")
+
+
 def build_registry(catalogs: Iterable[Path] = (), plugins: Plugins | None = None):
     """Fill a fresh Registry from every loaded plugin, then from users' catalogs."""
     from .registry import Registry, add_user_catalogs
@@ -266,13 +296,16 @@ def build_registry(catalogs: Iterable[Path] = (), plugins: Plugins | None = None
         for info, call in plugins.call_each(hook, registry=reg):
             reg.begin(info.name)
             try:
-                call()
+                returned = call()
+                if hook == "zoo_register_models" and returned is not None:
+                    _add_returned(reg, returned)
             except Exception as e:
                 reg.rollback()
                 msg = f"{hook} raised {_describe(e)}"
                 if isinstance(e, ZooError):
                     msg = f"{hook} failed: {e}"
                 info.errors.append(msg)
+                info.failed = True
                 warn(f"plugin '{info.name}': {msg}")
                 continue
             info.models.extend(reg.commit())
@@ -284,7 +317,7 @@ def build_registry(catalogs: Iterable[Path] = (), plugins: Plugins | None = None
             warn(f"plugin '{name}': {p}")
     add_user_catalogs(reg, catalogs)
     for info in plugins.infos.values():
-        if info.source == "entry point" and not info.loaded and not info.disabled:
+        if not info.loaded and not info.disabled:
             for err in info.errors:
                 warn(f"plugin '{info.name}': {err}")
     return reg

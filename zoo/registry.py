@@ -52,19 +52,29 @@ class Registry:
                                           finetune=freeze(finetune or {}), plugin=owner)
 
     def add_model(self, spec: ModelSpec | None = None, /, **fields: Any) -> None:
-        """Register one model, given as a ModelSpec or as ModelSpec's keyword fields."""
-        if spec is None:
-            for key in ("kwargs", "finetune"):
-                if key in fields:
-                    fields[key] = freeze(fields[key])
-            if "tags" in fields:
-                fields["tags"] = tuple(fields["tags"])
-            spec = ModelSpec(**fields)
-        if not NAME_RE.match(spec.name):
-            self._problem(f"model name '{spec.name}' is invalid; use lowercase letters, digits, "
-                          "'_' and '-' (optionally NAMESPACE/NAME)")
-            return
+        """Register one model, given as a ModelSpec or as keyword fields.
+
+        Keyword fields are those of a catalog table (``name``, ``family``, ``task``,
+        ``builder`` — a lazy ``"module:callable"`` or a callable —, ``kwargs``, ``input``,
+        ``pretrained`` ...) and are validated the same way. A model that is invalid or
+        whose name is taken is refused and reported; the plugin's other models stay.
+        """
+        from .catalog import spec_from_fields
+
         owner = self._plugin or "<code>"
+        try:
+            if spec is None:
+                name = fields.pop("name", None)
+                origin = fields.pop("origin", None)
+                spec = spec_from_fields(name, fields, plugin=owner, origin=origin)
+            elif not NAME_RE.match(spec.name):
+                raise CatalogError("invalid model name; use lowercase letters, digits, '_' and "
+                                   "'-' (optionally NAMESPACE/NAME)", model=spec.name, path=owner)
+        except CatalogError as e:
+            if owner.startswith("catalog:"):
+                raise
+            self._problem(str(e))
+            return
         if spec.plugin != owner:
             spec = replace(spec, plugin=owner)
         self._put(spec)
@@ -145,15 +155,19 @@ class Registry:
                 raise CatalogError(msg, path=spec.origin, model=name)
             self._problem(msg)
             return
-        if self._families and spec.family not in self._families:
-            close = difflib.get_close_matches(spec.family, list(self._families), n=1)
-            msg = (f"model '{name}' has unknown family '{spec.family}'"
-                   + (f"; did you mean '{close[0]}'?" if close else "")
-                   + " Families: " + ", ".join(sorted(self._families)))
-            if self._plugin and self._plugin.startswith("catalog:"):
-                raise CatalogError(msg, path=spec.origin, model=name)
-            self._problem(msg)
-            return
+        if spec.family not in self._families:
+            close = difflib.get_close_matches(spec.family, list(self._families), n=1,
+                                              cutoff=0.75)
+            if close:
+                msg = (f"model '{name}' has unknown family '{spec.family}'"
+                       + (f"; did you mean '{close[0]}'?" if close else "")
+                       + " Families: " + ", ".join(sorted(self._families)))
+                if (self._plugin or "").startswith("catalog:"):
+                    raise CatalogError(msg, path=spec.origin, model=name)
+                self._problem(msg)
+                return
+            # A plugin or catalog may bring a family of its own without declaring it first.
+            self.add_family(spec.family, description=f"declared by '{spec.plugin}'")
         staged[name] = spec
 
     # -- queries -----------------------------------------------------------------------
@@ -308,10 +322,7 @@ def default_registry(catalogs: Iterable[str | os.PathLike[str]] | None = None) -
     from . import plugin_loader as plugins
 
     if catalogs is None:
-        if _DEFAULT is not None and _DEFAULT_KEY is not None:
-            catalogs = _DEFAULT_KEY[2]
-        else:
-            catalogs = ()
+        catalogs = _DEFAULT_KEY[2] if _DEFAULT is not None and _DEFAULT_KEY else ()
     catalogs = tuple(catalogs)
     paths = user_catalogs(catalogs)
     key = (tuple(paths), plugins.env_key(), catalogs)

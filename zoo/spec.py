@@ -82,10 +82,10 @@ class PretrainedSpec:
 
     tag: str
     # weight location
-    source: str                                 # URI: hf-hub:, timm:, torchvision:, file:, package:, https:
+    source: str                     # URI: hf-hub: timm: torchvision: file: package: https:
     sha256: str | None = None                   # checked before loading when given
     # what changes in the architecture for these weights
-    kwargs: Mapping[str, Any] = field(default_factory=_empty)          # builder kwargs these weights need (num_classes...)
+    kwargs: Mapping[str, Any] = field(default_factory=_empty)  # builder kwargs the weights need
     labels: tuple[str, ...] | None = None       # class names, index order
     input: InputSpec | None = None              # overrides the model's input spec
     # provenance and results
@@ -118,7 +118,7 @@ class ModelSpec:
     gflops: float | None = None
     tags: tuple[str, ...] = ()
     # what fine-tuning and demos need
-    finetune: Mapping[str, Any] = field(default_factory=_empty)        # head, lora_targets, layer_groups, ...
+    finetune: Mapping[str, Any] = field(default_factory=_empty)  # head, lora_targets, ...
     demo: str | None = None                     # demo task; defaults to ``task``
     pretrained: Mapping[str, PretrainedSpec] = field(default_factory=_empty)
     # where it came from

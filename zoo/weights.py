@@ -1,9 +1,15 @@
 """Read weight files safely and put them into a model, all or nothing.
 
 Safe by default: ``.safetensors`` is read with safetensors; anything else goes through
-``torch.load(weights_only=True)``, which refuses pickles that would run code. A sha256,
-when known, is checked before a byte is parsed. Keys and shapes are compared with the
-model before anything is copied, so a bad file leaves the model untouched.
+``torch.load(weights_only=True)``, which refuses pickles that would run code (the code is
+never run). A sha256, when known, is checked before a byte is parsed. A file must hold a
+flat mapping of names to tensors (``{"state_dict": ...}``-style wrappers are unwrapped).
+Keys and shapes are compared with the model before anything is copied, so a bad file
+leaves the model untouched. Every failure is a one-line :class:`zoo.errors.WeightsError`
+naming the file and what differs.
+
+Downloaded weights are cached under :func:`weights_cache_dir` (``$ZOO_HOME/weights``, else
+``~/.cache/zoo/weights``); see :mod:`zoo.sources` for where each URI scheme keeps its files.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ def weights_cache_dir() -> Path:
 
 
 def sha256_of(path: str | os.PathLike[str]) -> str:
+    """The hex sha256 of a file, read in 1 MiB chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -47,12 +54,24 @@ def verify_sha256(path: Path, expected: str | None) -> None:
 
 
 def read_state_dict(path: str | os.PathLike[str], *, sha256: str | None = None) -> dict[str, Any]:
-    """Load a state dict from a file without running any code it may contain."""
+    """Load a state dict from a file without running any code it may contain.
+
+    Args:
+        path: a ``.safetensors`` file, or a torch checkpoint (``.pt``/``.pth``/``.bin``).
+        sha256: expected hex digest; checked before the file is parsed.
+
+    Raises:
+        WeightsError: missing, wrong hash, truncated or corrupt, a pickle that would run
+            code, or not a mapping of names to tensors (one line naming the file).
+    """
     p = Path(path)
     if not p.is_file():
         raise WeightsError(f"{p}: no such weights file")
     verify_sha256(p, sha256)
-    if p.suffix == ".safetensors":
+    if p.stat().st_size == 0:
+        raise WeightsError(f"{p}: is empty; the download or copy did not finish. Delete it "
+                           "and fetch it again")
+    if p.suffix == ".safetensors" or _looks_like_safetensors(p):
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
@@ -62,16 +81,19 @@ def read_state_dict(path: str | os.PathLike[str], *, sha256: str | None = None) 
             raise WeightsError(f"{p}: not a readable safetensors file ({_first_line(e)}); "
                                "it is truncated or corrupt") from None
     import pickle
-    import zipfile
+    import warnings
 
     import torch
 
     try:
-        obj = torch.load(str(p), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # the refusal below says all there is to say
+            warnings.simplefilter("ignore")
+            obj = torch.load(str(p), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise WeightsError(f"{p}: refused to unpickle ({_first_line(e)}); only plain tensors "
-                           "are loaded. Convert the file to safetensors") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+        raise WeightsError(f"{p}: refused to unpickle ({_unpickle_reason(e)}); only plain "
+                           "tensors are loaded, no code is run. Convert the file to "
+                           "safetensors if you trust it") from None
+    except Exception as e:  # a damaged file can make the unpickler raise almost anything
         raise WeightsError(f"{p}: not a readable checkpoint ({_first_line(e)}); it is "
                            "truncated or corrupt") from None
     for key in ("state_dict", "model", "model_state_dict"):
@@ -79,6 +101,11 @@ def read_state_dict(path: str | os.PathLike[str], *, sha256: str | None = None) 
             obj = obj[key]
     if not isinstance(obj, dict) or not all(isinstance(k, str) for k in obj):
         raise WeightsError(f"{p}: holds a {type(obj).__name__}, not a state dict of tensors")
+    bad = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise WeightsError(f"{p}: holds {len(bad)} entr{'y' if len(bad) == 1 else 'ies'} that "
+                           f"are not tensors ({_few(bad)}: {type(obj[bad[0]]).__name__}); "
+                           "not a state dict. Save model.state_dict() instead")
     return obj
 
 
@@ -90,10 +117,15 @@ def apply_state_dict(model: Any, state: dict[str, Any], *, origin: str) -> Any:
         left as it was.
     """
     own = model.state_dict()
+    odd = [k for k, v in state.items() if not hasattr(v, "shape")]
+    if odd:
+        raise WeightsError(f"{origin}: {_few(odd)} {'is' if len(odd) == 1 else 'are'} not "
+                           "tensor(s); not a state dict")
+    state = _fill_tied(own, state)
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     wrong = [(k, tuple(state[k].shape), tuple(v.shape)) for k, v in own.items()
-             if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(v.shape)]
+             if k in state and tuple(state[k].shape) != tuple(v.shape)]
     if missing or unexpected or wrong:
         parts = []
         if missing:
@@ -106,8 +138,22 @@ def apply_state_dict(model: Any, state: dict[str, Any], *, origin: str) -> Any:
                          f"model {list(want)})")
         raise WeightsError(f"{origin}: does not fit the model: " + "; ".join(parts)
                            + ". Check the model name and its kwargs")
-    model.load_state_dict(state, strict=True)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:  # keys and shapes fit, so only a value that cannot be cast
+        raise WeightsError(f"{origin}: could not copy into the model ({_first_line(e)})"
+                           ) from None
     return model
+
+
+def load_weights(model: Any, path: str | os.PathLike[str], *, sha256: str | None = None,
+                 origin: str | None = None) -> Any:
+    """Read ``path`` safely, check it against ``model`` and copy it in; return ``model``.
+
+    ``origin`` names the weights in errors (a URI, say); the file path is used if omitted.
+    """
+    state = read_state_dict(path, sha256=sha256)
+    return apply_state_dict(model, state, origin=origin or str(path))
 
 
 def save_weights(model: Any, path: str | os.PathLike[str]) -> Path:
@@ -121,8 +167,49 @@ def save_weights(model: Any, path: str | os.PathLike[str]) -> Path:
     return p
 
 
+def _fill_tied(own: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
+    """Fill in what a file may rightly lack: tied parameters (stored once by
+    :func:`save_weights`) get their twin's tensor, old BatchNorm files their counter."""
+    missing = [k for k in own if k not in state]
+    if not missing:
+        return state
+    by_storage: dict[tuple, list[str]] = {}
+    for k, v in own.items():
+        if hasattr(v, "untyped_storage") and v.numel():
+            key = (v.untyped_storage().data_ptr(), v.storage_offset(), tuple(v.shape))
+            by_storage.setdefault(key, []).append(k)
+    filled = dict(state)
+    for names in by_storage.values():
+        present = [n for n in names if n in state]
+        for n in names:
+            if n not in filled and present:
+                filled[n] = state[present[0]]
+    for k in missing:
+        # checkpoints older than torch 0.4.1 lack BatchNorm's counter; start it at 0 as
+        # torch itself would, so that the strict load below cannot fail half-way
+        if k.endswith(".num_batches_tracked") and k not in filled:
+            filled[k] = own[k].new_zeros(own[k].shape)
+    return filled
+
+
 def _few(keys: list[str], n: int = 3) -> str:
     return ", ".join(keys[:n]) + (", ..." if len(keys) > n else "")
+
+
+def _looks_like_safetensors(p: Path) -> bool:
+    """A safetensors file starts with an 8-byte header length, then its JSON header."""
+    with open(p, "rb") as fh:
+        head = fh.read(9)
+    return len(head) == 9 and head[8:9] == b"{"
+
+
+def _unpickle_reason(e: BaseException) -> str:
+    # torch's message is a paragraph; the line naming the refused global/opcode is the news
+    for line in str(e).splitlines():
+        low = line.lower()
+        if "unsupported" in low or "global" in low:
+            return line.split("WeightsUnpickler error:")[-1].strip()[:200]
+    return _first_line(e)
 
 
 def _first_line(e: BaseException) -> str:

@@ -1,17 +1,42 @@
-"""Transformer family: attention models (BERT and GPT through transformers configs)."""
+"""Transformer family: attention models (BERT/MiniLM, ViT, DETR, GPT and seq2seq).
+
+Hooks only: architectures live in the submodules the catalog's builder strings name,
+and nothing here imports torch.
+"""
 
 from zoo.catalog import BUILTIN_CATALOG
 from zoo.hookspecs import hookimpl
+
+# Builders whose weights go through zoo.plugins.transformer.minilm:load_pretrained, which
+# understands the Hub's BertModel checkpoints (the MiniLM package's) and zoo LoRA adapters.
+_BERT_BUILDERS = ("zoo.plugins.transformer.minilm:", "zoo.plugins.transformer.hf:bert")
 
 
 @hookimpl
 def zoo_register_families(registry):
     registry.add_family(
         "transformer", description="Attention-based models: encoders, decoders, both",
-        finetune={"no_decay": ["bias", "LayerNorm.weight", "layernorm", "ln_"]},
+        finetune={"no_decay": ["bias", "LayerNorm.weight", "layernorm", "ln_", "norm"]},
     )
 
 
 @hookimpl
 def zoo_register_models(registry):
     registry.add_catalog(BUILTIN_CATALOG, family="transformer")
+
+
+@hookimpl
+def zoo_load_pretrained(spec, model, source, tag):
+    """Load ``package:``/``file:`` weights into BERT/MiniLM models (adapters included)."""
+    if spec.family != "transformer" or not spec.builder_path.startswith(_BERT_BUILDERS):
+        return None
+    scheme, _, rest = source.partition(":")
+    if scheme not in ("package", "file"):
+        return None
+    from pathlib import Path
+
+    from zoo.loaders import resolve_package_path
+    from zoo.plugins.transformer.minilm import load_pretrained
+
+    path = resolve_package_path(rest) if scheme == "package" else Path(rest).expanduser()
+    return load_pretrained(model, path, sha256=tag.sha256 if tag is not None else None)

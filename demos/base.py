@@ -1,0 +1,285 @@
+"""The adapter contract every demo task implements, and what they share.
+
+An adapter turns one model into a Gradio interface. ``zoo_demo_adapter(task)`` returns a
+fresh, unloaded adapter; the app then calls:
+
+- ``load(name_or_dir, lazy=False)``: resolve the model (catalog ``NAME[.TAG]``, a saved
+  directory, or a :class:`~zoo.demos.targets.Target`); build it now, or on first use
+  when ``lazy`` (the gallery). The model is built once per adapter, under a lock.
+- ``inputs()`` / ``outputs()``: fresh Gradio components (a component renders once).
+- ``examples()``: rows of shipped example inputs, or ``None``.
+- ``predict(*values)``: run under ``torch.inference_mode``; bad input raises ``gr.Error``
+  with one line saying what was wrong and what to do, and the server keeps serving.
+
+Subclasses implement ``run(model, *values)`` and raise :class:`DemoInputError` for bad
+input. Nothing here imports torch or gradio at module import time.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import UsageError, ZooError
+
+from .targets import Target, resolve
+
+EXAMPLES_DIR = Path(__file__).with_name("examples")
+#: Requests served at once per event; torch inference in eval mode is thread-safe.
+CONCURRENCY_ENV = "ZOO_DEMO_CONCURRENCY"
+MAX_IMAGE_PIXELS = 50_000_000       # beyond this, decoding alone takes seconds and GBs
+WORK_IMAGE_SIDE = 2048              # larger uploads are shrunk first: models want < 1k px
+MAX_TEXT_CHARS = 20_000
+
+
+class DemoInputError(UsageError):
+    """What a user gave the demo cannot be used; the message says what to give instead."""
+
+
+def gradio():
+    """Import gradio with analytics off (no traffic leaves the machine)."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    import gradio as gr
+
+    return gr
+
+
+def concurrency() -> int:
+    try:
+        return max(1, int(os.environ.get(CONCURRENCY_ENV, "4")))
+    except ValueError:
+        return 4
+
+
+#: The built-in families' predictors, used when ``zoo.predict.TASKS`` does not name one
+#: (same signature: ``fn(model, spec, tag, inputs, **options)``).
+DEMO_HELPERS: dict[tuple[str, str], str] = {
+    ("cnn", "object-detection"): "zoo.plugins.cnn.yolo:detect",
+    ("gan", "image-generation"): "zoo.plugins.gan.sampling:generate",
+    ("gan", "image-to-image"): "zoo.plugins.gan.sampling:translate_image",
+    ("gnn", "node-classification"): "zoo.plugins.gnn.predict:classify_nodes",
+    ("gnn", "graph-classification"): "zoo.plugins.gnn.predict:classify_graph",
+    ("rnn", "text-classification"): "zoo.plugins.rnn.text:classify_text",
+    ("transformer", "text-classification"): "zoo.plugins.transformer.minilm:classify_text",
+    ("transformer", "text-generation"): "zoo.plugins.transformer.gpt:predict_text",
+    ("transformer", "translation"): "zoo.plugins.transformer.seq2seq:predict_translation",
+    ("transformer", "feature-extraction"): "zoo.plugins.transformer.minilm:extract_features",
+}
+
+
+def task_helper(target: Target, *names: str) -> Callable[..., Any] | None:
+    """The family's predict helper for this model, if any.
+
+    Looked up in ``zoo.predict.TASKS`` as ``(family, task)`` then ``task``, for the demo
+    task then the model's task (``names`` are extra keys to try), then in
+    :data:`DEMO_HELPERS`.
+    """
+    from zoo.build import import_object
+    from zoo.errors import BuildError
+    from zoo.predict import TASKS
+
+    spec = target.spec
+    tasks = [t for t in dict.fromkeys((target.task, spec.task, *names)) if t]
+    for task in tasks:
+        for key in ((spec.family, task), task):
+            path = TASKS.get(key)
+            if path:
+                return import_object(path, what=f"predictor for '{task}'")
+    for task in tasks:
+        path = DEMO_HELPERS.get((spec.family, task))
+        if path:
+            try:
+                return import_object(path, what=f"predictor for '{task}'")
+            except BuildError:      # that family module is not there (yet): no helper
+                return None
+    return None
+
+
+def call_helper(fn: Callable[..., Any], target: Target, model: Any, inputs: Any,
+                **options: Any) -> Any:
+    """Call ``fn(model, spec, tag, inputs, **options)``, passing only options it accepts.
+
+    Helpers differ in which knobs they take (a GAN without classes takes no ``label``);
+    options under other names are offered under each alias given as ``a|b`` keys.
+    """
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        params = {}
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    kwargs: dict[str, Any] = {}
+    for key, value in options.items():
+        aliases = key.split("|")
+        if takes_any:
+            kwargs[aliases[0]] = value
+            continue
+        for a in aliases:
+            if a in params:
+                kwargs[a] = value
+                break
+    return fn(model, target.spec, target.tag, inputs, **kwargs)
+
+
+class Adapter:
+    """Base class: one task's components and decoding around a lazily built model."""
+
+    task = ""
+    #: one-line hint under the title
+    hint = ""
+
+    def __init__(self) -> None:
+        self.target: Target | None = None
+        self._model: Any = None
+        self._lock = threading.Lock()
+        self.build_seconds: float | None = None
+
+    # -- model ------------------------------------------------------------------------
+
+    def load(self, name_or_dir: Any, *, lazy: bool = False) -> Adapter:
+        """Resolve the model (and build it unless ``lazy``); returns ``self``."""
+        self.target = resolve(name_or_dir)
+        self.check(self.target)
+        if not lazy:
+            self.model()
+        return self
+
+    def check(self, target: Target) -> None:
+        """Refuse a model this adapter cannot drive (raise UsageError); cheap, no torch."""
+
+    def model(self) -> Any:
+        """The built model; built on first call only, whichever thread asks first."""
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    if self.target is None:
+                        raise UsageError("adapter used before load(); call load(NAME) first")
+                    t0 = time.perf_counter()
+                    m = self.target.build()
+                    if hasattr(m, "eval"):
+                        m.eval()
+                    self.build_seconds = time.perf_counter() - t0
+                    self._model = m
+        return self._model
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    # -- interface --------------------------------------------------------------------
+
+    def inputs(self) -> list[Any]:
+        raise NotImplementedError
+
+    def outputs(self) -> list[Any]:
+        raise NotImplementedError
+
+    def examples(self) -> list[list[Any]] | None:
+        return None
+
+    def title(self) -> str:
+        assert self.target is not None
+        return f"{self.target.label} · {self.task}"
+
+    def description(self) -> str:
+        t = self.target
+        assert t is not None
+        parts = []
+        if t.spec.description:
+            parts.append(t.spec.description + ".")
+        if t.spec.paper:
+            parts.append(f"Paper: {t.spec.paper}." if not t.spec.paper_url
+                         else f"Paper: [{t.spec.paper}]({t.spec.paper_url}).")
+        pre = t.spec.pretrained.get(t.tag) if t.tag else None
+        if pre is not None and pre.metrics:
+            parts.append("Metrics: " + ", ".join(f"{k} = {v:g}" for k, v in pre.metrics.items())
+                         + (f" on {pre.dataset}." if pre.dataset else "."))
+        if t.tag is None:
+            parts.append("**Random weights** (architecture only): answers are meaningless.")
+        if self.hint:
+            parts.append(self.hint)
+        return " ".join(parts)
+
+    def interface(self, *, api_name: str = "predict"):
+        """A ``gr.Interface`` for this adapter (not launched, no queue set)."""
+        gr = gradio()
+        return gr.Interface(
+            fn=self.predict, inputs=self.inputs(), outputs=self.outputs(),
+            examples=self.examples(), cache_examples=False, title=self.title(),
+            description=self.description(), flagging_mode="never", api_name=api_name,
+            submit_btn="Submit", time_limit=None)
+
+    # -- requests ---------------------------------------------------------------------
+
+    def predict(self, *values: Any) -> Any:
+        """Serve one request: bad input and model errors become one-line ``gr.Error``s."""
+        gr = gradio()
+        try:
+            model = self.model()
+            import torch
+
+            with torch.inference_mode():
+                return self.run(model, *values)
+        except gr.Error:
+            raise
+        except ZooError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+        except Exception as e:
+            # A model failing on some input must not take the server down; log the
+            # traceback for the operator and show one line to the user.
+            traceback.print_exc(file=sys.stderr)
+            label = self.target.label if self.target else "the model"
+            first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+            raise gr.Error(f"{label} failed on this input ({type(e).__name__}"
+                           + (f": {first}" if first else "") + "); try another input",
+                           print_exception=False) from None
+
+    def run(self, model: Any, *values: Any) -> Any:
+        raise NotImplementedError
+
+
+# -- shared input checks -------------------------------------------------------------
+
+def check_image(image: Any, *, what: str = "an image", min_side: int = 4):
+    """A PIL image from a Gradio value, refusing nothing-uploaded, tiny and huge images.
+
+    Large images are shrunk to at most ``WORK_IMAGE_SIDE`` pixels a side, keeping the
+    aspect ratio: no model here looks at more, and the upload stays answerable.
+    """
+    from zoo.preprocess import load_image
+
+    if image is None:
+        raise DemoInputError(f"no image: upload {what} (or click an example), then Submit")
+    img = load_image(image)
+    w, h = img.size
+    if w * h > MAX_IMAGE_PIXELS:
+        raise DemoInputError(f"the image is {w}x{h} pixels, too large; upload one under "
+                             f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels")
+    if min(w, h) < min_side:
+        raise DemoInputError(f"the image is {w}x{h} pixels, too small to read; upload one at "
+                             f"least {min_side}x{min_side}")
+    if max(w, h) > WORK_IMAGE_SIDE:
+        img = img.copy()
+        img.thumbnail((WORK_IMAGE_SIDE, WORK_IMAGE_SIDE))
+    return img
+
+
+def check_text(text: Any, *, what: str = "text", max_chars: int = MAX_TEXT_CHARS) -> str:
+    """Stripped text, refusing empty and overlong input with a message saying the limit."""
+    if text is None or not str(text).strip():
+        raise DemoInputError(f"no {what}: type some {what} (or click an example), then Submit")
+    text = str(text).strip()
+    if len(text) > max_chars:
+        raise DemoInputError(f"the {what} is {len(text):,} characters; this demo takes at most "
+                             f"{max_chars:,}. Paste a shorter passage")
+    return text
+
+
+def example_path(name: str) -> str:
+    return str(EXAMPLES_DIR / name)

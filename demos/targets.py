@@ -1,0 +1,160 @@
+"""What a demo serves: a catalog model ``NAME[.TAG]`` or a saved model directory.
+
+Resolving a target reads the catalog or ``config.json`` only (no torch, no gradio), so
+``zoo demo`` can refuse an unknown model or an undemo-able task in a fraction of a
+second. The model itself is built by :meth:`Target.build`, once, when a demo needs it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import UsageError
+from zoo.spec import FrozenDict, InputSpec, ModelSpec, PretrainedSpec, freeze
+
+
+@dataclass(frozen=True)
+class Target:
+    """One demo-able model: its spec (with the tag that carries labels and input) and origin.
+
+    For a saved directory the spec is the catalog's (when the directory names a known
+    model) with one synthetic tag holding the directory's own labels, input and kwargs,
+    so task helpers read labels and input the same way for both.
+    """
+
+    label: str                      # what the user typed, for titles and messages
+    spec: ModelSpec
+    tag: str | None
+    directory: Path | None = None
+
+    @property
+    def task(self) -> str:
+        """The demo task (the catalog's ``demo``, else the model's task)."""
+        return self.spec.demo_task
+
+    @property
+    def labels(self) -> tuple[str, ...] | None:
+        if self.tag and self.spec.pretrained[self.tag].labels:
+            return tuple(self.spec.pretrained[self.tag].labels)
+        return None
+
+    @property
+    def input(self) -> InputSpec | None:
+        return self.spec.input_for(self.tag)
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        from zoo.build import merged_kwargs
+
+        if self.directory is not None:
+            return dict(self.spec.pretrained[self.tag].kwargs)
+        return merged_kwargs(self.spec, self.tag, {})
+
+    @property
+    def license(self) -> str | None:
+        pre = self.spec.pretrained.get(self.tag) if self.tag else None
+        return (pre.license if pre and pre.license else None) or self.spec.license
+
+    @property
+    def slug(self) -> str:
+        """A name safe for API endpoints and file names."""
+        text = self.spec.name + (f"_{self.tag}" if self.tag else "")
+        return "".join(c if c.isalnum() else "_" for c in text)
+
+    def build(self):
+        """Build the model with its weights (the slow part: imports torch)."""
+        from zoo import build
+
+        if self.directory is not None:
+            return build.load_dir(self.directory)
+        if self.spec.builder_path.startswith("<"):
+            raise UsageError(f"{self.label}: no importable builder")
+        return build.build(self.spec, self.tag)
+
+
+def resolve(name_or_dir: str | os.PathLike[str] | Target) -> Target:
+    """A :class:`Target` for ``NAME[.TAG]`` or a directory holding ``config.json``.
+
+    Raises:
+        UnknownModelError: no such model or tag (one line, with close names).
+        UsageError: a directory that is not a saved zoo model.
+    """
+    if isinstance(name_or_dir, Target):
+        return name_or_dir
+    from zoo.api import HUB_PREFIX, _hub_snapshot, _looks_like_dir
+    from zoo.registry import default_registry
+
+    text = os.fspath(name_or_dir)
+    if text.startswith(HUB_PREFIX):
+        # a Hub repo holding a saved model directory (what 'zoo space --hub-model' points at)
+        target = _from_directory(_hub_snapshot(text[len(HUB_PREFIX):]))
+        return replace(target, label=text)
+    if _looks_like_dir(text):
+        return _from_directory(Path(text))
+    spec, tag = default_registry().resolve(text)
+    if tag is None:
+        tag = spec.default_tag if spec.pretrained else None
+    return Target(label=text, spec=spec, tag=tag)
+
+
+def _input_spec(data: dict[str, Any] | None) -> InputSpec | None:
+    if not data:
+        return None
+    fields = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items()
+              if k in InputSpec.__dataclass_fields__}
+    return InputSpec(**fields)
+
+
+def _from_directory(d: Path) -> Target:
+    from zoo.build import CONFIG_FILE, WEIGHTS_FILE, read_config
+    from zoo.registry import default_registry
+
+    if not d.is_dir():
+        raise UsageError(f"{d}: no such directory; give NAME[.TAG] or a directory made by "
+                         "'zoo get NAME --save DIR'")
+    config = read_config(d)
+    reg = default_registry()
+    name = config.get("name") or d.name
+    tag = config.get("tag") or "saved"
+    inp = _input_spec(config.get("input"))
+    pre = PretrainedSpec(
+        tag=tag, source=f"file:{d / config.get('weights', WEIGHTS_FILE)}",
+        sha256=config.get("sha256"), kwargs=freeze(config.get("kwargs") or {}),
+        labels=tuple(config["labels"]) if config.get("labels") else None, input=inp,
+        license=config.get("license"))
+    if name in reg:
+        base = reg.spec(name)
+        spec = replace(base, pretrained=FrozenDict({tag: pre}),
+                       demo=config.get("demo") or base.demo, input=inp or base.input)
+    else:
+        task = config.get("demo") or config.get("task")
+        if not task:
+            raise UsageError(f"{d / CONFIG_FILE}: names no task or demo; the directory is "
+                             "damaged or was made by an old zoo")
+        spec = ModelSpec(name=str(name).lower(), family=config.get("family") or "unknown",
+                         task=config.get("task") or task, demo=config.get("demo"),
+                         builder=config["builder"], kwargs=freeze(config.get("kwargs") or {}),
+                         input=inp, license=config.get("license"),
+                         pretrained=FrozenDict({tag: pre}), plugin=config.get("plugin"))
+    return Target(label=str(d), spec=spec, tag=tag, directory=d)
+
+
+def trained_targets(patterns: list[str] | tuple[str, ...] = ()) -> list[Target]:
+    """Every trained model ``NAME.TAG`` in the catalog matching the shell patterns."""
+    import fnmatch
+
+    from zoo.registry import default_registry
+
+    pats = [p.lower() for p in patterns]
+    out = []
+    for spec in sorted(default_registry(), key=lambda s: s.name):
+        for tag in spec.pretrained:
+            full = f"{spec.name}.{tag}"
+            if pats and not any(fnmatch.fnmatchcase(full, p) or fnmatch.fnmatchcase(spec.name, p)
+                                for p in pats):
+                continue
+            out.append(Target(label=full, spec=spec, tag=tag))
+    return out

@@ -1,0 +1,1 @@
+"""Deliberately broken zoo plugins, for zoo's isolation tests."""

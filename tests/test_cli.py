@@ -1,0 +1,169 @@
+"""The zoo command as a user meets it: listings, info, get, save/reload, errors, speed rules."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import run_zoo
+
+import zoo
+
+HEAVY = ("torch", "timm", "transformers", "torch_geometric", "peft", "gradio", "torchvision")
+
+
+@pytest.mark.parametrize("args", [["list"], ["info", "resnet50"], ["info", "lenet5", "--json"],
+                                  ["recommend", "--task", "image-classification"],
+                                  ["plugins"], ["list", "--pretrained", "--json"]])
+def test_light_commands_import_no_heavy_library(args):
+    code = (
+        "import sys\n"
+        f"sys.argv = ['zoo', *{args!r}]\n"
+        "from zoo.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        f"heavy = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})\n"
+        "print('HEAVY=' + ','.join(heavy), file=sys.stderr)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "HEAVY=\n" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("command", ["list", "info", "get", "plugins", "recommend"])
+def test_every_command_has_help_with_an_example(command):
+    proc = run_zoo(command, "--help")
+    assert proc.returncode == 0
+    assert "Example" in proc.stdout and "--help" in proc.stdout
+
+
+def test_top_level_help_and_version():
+    proc = run_zoo("--help")
+    assert proc.returncode == 0 and "list" in proc.stdout and "plugins" in proc.stdout
+    assert run_zoo("--version").stdout.strip() == f"zoo {zoo.__version__}"
+
+
+def test_list_json_is_valid_sorted_and_filters_compose():
+    data = json.loads(run_zoo("list", "--json").stdout)
+    names = [d["name"] for d in data]
+    assert names == sorted(names) and "lenet5" in names
+    cnn = json.loads(run_zoo("list", "--family", "cnn", "--task", "image-classification",
+                             "--json").stdout)
+    assert cnn and all(d["family"] == "cnn" for d in cnn)
+    assert json.loads(run_zoo("list", "nothing-like-this*", "--json").stdout) == []
+    trained = json.loads(run_zoo("list", "--pretrained", "--json").stdout)
+    assert {"name", "model", "tag", "metrics", "source"} <= set(trained[0])
+
+
+def test_list_table_has_the_promised_columns():
+    out = run_zoo("list", "res*").stdout.splitlines()
+    assert out[0].split() == ["NAME", "FAMILY", "TASK", "PARAMS", "PRETRAINED"]
+    assert any(line.startswith("resnet50 ") and "imagenet" in line for line in out)
+
+
+def test_unknown_family_or_task_is_a_usage_error_with_a_suggestion():
+    proc = run_zoo("list", "--family", "cnnn")
+    assert proc.returncode == 2 and "did you mean 'cnn'" in proc.stderr
+    proc = run_zoo("list", "--task", "image-clasification")
+    assert proc.returncode == 2 and "did you mean 'image-classification'" in proc.stderr
+
+
+def test_info_shows_metadata_and_provenance():
+    data = json.loads(run_zoo("info", "resnet50.imagenet", "--json").stdout)
+    assert data["paper"].startswith("Deep Residual Learning")
+    assert data["input"]["size"] == [3, 224, 224]
+    assert data["selected"]["source"] == "torchvision:ResNet50_Weights.IMAGENET1K_V2"
+    assert data["plugin"] == "cnn" and data["demo"] == "image-classification"
+    assert data["finetune"]["head"] == "fc"
+    table = run_zoo("info", "lenet5").stdout
+    assert "LeCun" in table and "zoo.plugins.cnn.lenet:lenet5" in table
+
+
+@pytest.mark.parametrize("args", [["get", "resnt50"], ["info", "lenet"], ["get", "lenet5.nope"]])
+def test_unknown_names_exit_2_with_suggestions_and_no_traceback(args):
+    proc = run_zoo(*args)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("Error: unknown")
+    assert "did you mean" in proc.stderr or "no trained weights" in proc.stderr or \
+        "Trained tags" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_debug_shows_the_traceback():
+    proc = run_zoo("--debug", "get", "resnt50")
+    assert proc.returncode != 0 and "Traceback" in proc.stderr
+    proc = run_zoo("get", "resnt50", env={"ZOO_DEBUG": "1"})
+    assert "Traceback" in proc.stderr
+
+
+def test_get_summarises_one_real_forward_pass():
+    data = json.loads(run_zoo("get", "lenet5", "--json").stdout)
+    assert data["params"] == data["trainable_params"] == 61706
+    assert data["input_shape"] == [1, 1, 32, 32] and data["output_shape"] == [1, 10]
+    assert data["gflops"] == pytest.approx(0.000845, rel=0.05)
+    assert data["module"] == "zoo.plugins.cnn.lenet.LeNet5"
+    data = json.loads(run_zoo("get", "lenet5", "-k", "num_classes=3", "--json").stdout)
+    assert data["output_shape"] == [1, 3]
+
+
+def test_get_save_then_get_dir_rebuilds_the_same_model(tmp_path):
+    out = tmp_path / "saved"
+    proc = run_zoo("get", "lenet5", "-k", "num_classes=4", "--save", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
+    config = json.loads((out / "config.json").read_text())
+    assert config["kwargs"]["num_classes"] == 4 and config["builder"].endswith(":lenet5")
+    data = json.loads(run_zoo("get", str(out), "--json").stdout)
+    assert data["output_shape"] == [1, 4]
+    a, b = zoo.get(str(out)), zoo.get(str(out))
+    x = torch.randn(2, 1, 32, 32)
+    assert torch.equal(a(x), b(x))
+    assert not torch.equal(a(x), zoo.get("lenet5", num_classes=4).eval()(x))
+
+
+def test_save_refuses_a_non_model_directory_and_leaves_it_alone(tmp_path):
+    target = tmp_path / "precious"
+    target.mkdir()
+    (target / "notes.txt").write_text("keep me")
+    proc = run_zoo("get", "lenet5", "--save", str(target))
+    assert proc.returncode == 2 and "choose another --save path" in proc.stderr
+    assert [p.name for p in target.iterdir()] == ["notes.txt"]
+
+
+def test_damaged_saved_model_is_a_clear_error(tmp_path):
+    proc = run_zoo("get", str(tmp_path))
+    assert proc.returncode == 2 and "not a zoo model directory" in proc.stderr
+    zoo_dir = tmp_path / "m"
+    run_zoo("get", "lenet5", "--save", str(zoo_dir))
+    (zoo_dir / "model.safetensors").write_bytes(b"garbage")
+    proc = run_zoo("get", str(zoo_dir))
+    assert proc.returncode == 1 and "model.safetensors" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_tag_kwarg_cannot_be_overridden():
+    spec = zoo.ModelSpec(name="x", family="cnn", task="t", builder="zoo.plugins.cnn.lenet:lenet5",
+                         pretrained={"t": zoo.PretrainedSpec(tag="t", source="file:/w",
+                                                             kwargs={"num_classes": 10})})
+    from zoo.build import merged_kwargs
+
+    with pytest.raises(zoo.UsageError, match="needs num_classes=10 to fit its weights"):
+        merged_kwargs(spec, "t", {"num_classes": 5})
+
+
+def test_bad_kwarg_syntax_is_a_usage_error():
+    proc = run_zoo("get", "lenet5", "-k", "num_classes")
+    assert proc.returncode == 2 and "KEY=VALUE" in proc.stderr
+
+
+def test_the_console_script_is_installed():
+    import shutil
+
+    exe = shutil.which("zoo")
+    assert exe, "the 'zoo' console script is not on PATH"
+    proc = subprocess.run([exe, "list", "lenet5"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "lenet5" in proc.stdout

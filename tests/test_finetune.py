@@ -1,0 +1,358 @@
+"""Fine-tuning techniques, trained for real on small data; each test checks the effect."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from zoo.errors import UsageError  # noqa: E402
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(1)
+
+FAST = dict(progress=False, val_limit=300)
+
+
+def _ft(*args, **kwargs):
+    from zoo.finetune import finetune
+
+    return finetune(*args, **{**FAST, **kwargs})
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    """LeNet-5 trained on 1,000 digits: the pretrained model later tests start from."""
+    out = tmp_path_factory.mktemp("ft") / "base"
+    result = _ft("lenet5", "digits", out=out, epochs=4, limit=1000, lr=3e-3, batch_size=32)
+    return out, result
+
+
+def _images(root, classes=("circle", "square", "triangle"), per_class=40, seed=0):
+    """An image folder (one sub-folder per class) of synthetic shapes, as PNG files."""
+    import numpy as np
+    from PIL import Image
+
+    from zoo.plugins.cnn.shapes import render_shapes
+
+    rng = np.random.default_rng(seed)
+    counts = dict.fromkeys(classes, 0)
+    while min(counts.values()) < per_class:
+        img, _boxes, labels = render_shapes(rng, 32, min_objects=1, max_objects=1)
+        name = ("circle", "square", "triangle")[int(labels[0])]
+        if name in counts and counts[name] < per_class:
+            (root / name).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(img).save(root / name / f"{counts[name]}.png")
+            counts[name] += 1
+    return root
+
+
+# -- full fine-tuning and what a user keeps ------------------------------------------------------
+
+def test_full_finetune_learns_digits_and_writes_a_model_dir_zoo_get_rebuilds(base):
+    import zoo
+
+    out, result = base
+    assert result.metrics["accuracy"] > 0.85, result.history
+    assert result.trainable_params == result.total_params == 61706
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [e["epoch"] for e in metrics["epochs"]] == [1, 2, 3, 4]
+    for key in ("train_loss", "val_loss", "accuracy", "macro_f1", "samples_per_s"):
+        assert key in metrics["epochs"][-1]
+    # Learning happened: the validation loss fell and accuracy rose over the epochs.
+    assert metrics["epochs"][-1]["val_loss"] < metrics["epochs"][0]["val_loss"]
+    assert (out / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "checkpoints" / "last.pt").is_file()
+    config = json.loads((out / "config.json").read_text())
+    assert config["labels"] == [str(i) for i in range(10)]
+    assert config["technique"] == "full"
+    assert config["metrics"]["accuracy"] == pytest.approx(result.metrics["accuracy"])
+    rebuilt = zoo.get(str(out))
+    x = torch.randn(4, 1, 32, 32)
+    result.model.eval()
+    with torch.no_grad():
+        assert torch.equal(rebuilt(x), result.model(x))
+
+
+def test_cli_finetune_reports_metrics_as_json(tmp_path):
+    from conftest import run_zoo
+
+    out = tmp_path / "cli"
+    proc = run_zoo("finetune", "gcn", "--data", "karate", "--out", str(out), "--epochs", "30",
+                   "--lr", "0.05", "--batch-size", "64", "--json",
+                   env={"OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    # 4 communities, 13 training nodes: a GCN on one-hot ids beats chance (0.25) by far.
+    assert summary["accuracy"] > 0.6
+    assert "epoch 30" in proc.stderr  # the per-epoch progress line goes to stderr
+    assert (out / "config.json").is_file()
+
+
+# -- freeze ---------------------------------------------------------------------------------------
+
+def test_freeze_keeps_the_first_layer_groups_bit_identical(base, tmp_path):
+    import zoo
+
+    out, _ = base
+    before = zoo.get(str(out)).state_dict()
+    result = _ft(str(out), "digits", out=tmp_path / "frozen", technique="freeze",
+                 freeze_groups=2, epochs=1, limit=300, lr=1e-2)
+    after = result.model.state_dict()
+    for key in ("features.0.weight", "features.0.bias", "features.3.weight", "features.3.bias"):
+        assert torch.equal(before[key], after[key]), key
+    assert not torch.equal(before["fc.weight"], after["fc.weight"])
+    assert not torch.equal(before["classifier.1.weight"], after["classifier.1.weight"])
+    assert result.trainable_params < result.total_params
+
+
+def test_freeze_by_name_pattern(base, tmp_path):
+    out, _ = base
+    result = _ft(str(out), "digits", out=tmp_path / "pat", technique="freeze",
+                 freeze_patterns=["classifier", "*.bias"], epochs=1, limit=100)
+    frozen = {n for n, p in result.model.named_parameters() if not p.requires_grad}
+    assert {"classifier.1.weight", "classifier.3.weight", "fc.bias"} <= frozen
+    assert "fc.weight" not in frozen
+
+
+# -- feature extraction -----------------------------------------------------------------------------
+
+def test_feature_extract_trains_a_new_head_on_a_frozen_backbone(base, tmp_path):
+    import zoo
+
+    out, _ = base
+    before = zoo.get(str(out)).state_dict()
+    folder = _images(tmp_path / "shapes")
+    timings = {}
+    for cache in (True, False):
+        import time
+
+        t0 = time.perf_counter()
+        result = _ft(str(out), str(folder), out=tmp_path / f"fe{cache}", epochs=8,
+                     technique="feature-extract", num_classes=3, lr=1e-2, batch_size=16,
+                     cache_features=cache)
+        timings[cache] = time.perf_counter() - t0
+        after = result.model.state_dict()
+        for key in before:
+            if not key.startswith("fc."):
+                assert torch.equal(before[key], after[key]), key
+        assert after["fc.weight"].shape == (3, 84)
+        assert result.trainable_params == 84 * 3 + 3
+        # A digit backbone still separates circles, squares and triangles above chance.
+        assert result.metrics["accuracy"] > 0.5, result.history
+        if cache:
+            cached_acc = result.metrics["accuracy"]
+        else:
+            # Same seed, same head init, same batches: the cache changes speed only.
+            assert result.metrics["accuracy"] == pytest.approx(cached_acc, abs=0.05)
+    print(f"feature-extract: cached {timings[True]:.2f}s, uncached {timings[False]:.2f}s")
+
+
+# -- class count, data errors ---------------------------------------------------------------------
+
+def test_class_count_mismatch_says_to_pass_num_classes(base, tmp_path):
+    out, _ = base
+    folder = _images(tmp_path / "imgs", per_class=3)
+    with pytest.raises(UsageError, match=r"has 10 classes but the data has 3.*--num-classes 3"):
+        _ft(str(out), str(folder), out=tmp_path / "x", epochs=1)
+    with pytest.raises(UsageError, match="--num-classes 4 but the data has 3"):
+        _ft(str(out), str(folder), out=tmp_path / "y", epochs=1, num_classes=4)
+
+
+def test_data_errors_are_one_clear_line(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(UsageError, match="no class sub-folders"):
+        _ft("lenet5", str(empty), out=tmp_path / "o1")
+    (empty / "cats").mkdir()
+    with pytest.raises(UsageError, match="hold no images"):
+        _ft("lenet5", str(empty), out=tmp_path / "o2")
+    csv_file = tmp_path / "t.csv"
+    csv_file.write_text("text,sentiment\nlovely,pos\nawful,neg\n")
+    with pytest.raises(UsageError, match="no 'label' column.*--label-column"):
+        _ft("lstm", str(csv_file), out=tmp_path / "o3")
+    train = _images(tmp_path / "train", classes=("circle", "square"), per_class=3)
+    val = _images(tmp_path / "val", per_class=2)
+    with pytest.raises(UsageError, match="'triangle' do not occur in the training data"):
+        _ft("lenet5", str(train), val_data=str(val), out=tmp_path / "o4")
+    with pytest.raises(UsageError, match="holds images but model 'lstm' takes text"):
+        _ft("lstm", "digits", out=tmp_path / "o5")
+    with pytest.raises(UsageError, match="did you mean 'lora'"):
+        _ft("lenet5", "digits", out=tmp_path / "o6", technique="lorra")
+
+
+def test_text_csv_with_label_column_trains_an_lstm(tmp_path):
+    import random
+
+    rng = random.Random(0)
+    good = ["great", "lovely", "superb", "happy", "wonderful"]
+    bad = ["awful", "terrible", "sad", "horrible", "dreadful"]
+    filler = ["the", "film", "was", "really", "quite", "a", "day"]
+    rows = ["review,label"]
+    for i in range(240):
+        words = rng.sample(filler, 4) + [rng.choice(good if i % 2 else bad)]
+        rng.shuffle(words)
+        rows.append(f"{' '.join(words)},{'pos' if i % 2 else 'neg'}")
+    path = tmp_path / "reviews.csv"
+    path.write_text("\n".join(rows) + "\n")
+    result = _ft("lstm", str(path), out=tmp_path / "lstm", text_column="review", epochs=6,
+                 lr=1e-2, batch_size=16)
+    assert result.metrics["accuracy"] > 0.9, result.history
+    import zoo
+
+    rebuilt = zoo.get(str(tmp_path / "lstm"))  # vocabulary travels with the model
+    ids, lengths = rebuilt.tokenizer.batch(["a superb film", "a dreadful day"])
+    with torch.no_grad():
+        pred = rebuilt(ids, lengths).argmax(-1).tolist()
+    labels = json.loads((tmp_path / "lstm" / "config.json").read_text())["labels"]
+    assert [labels[i] for i in pred] == ["pos", "neg"]
+
+
+# -- LoRA --------------------------------------------------------------------------------------------
+
+def test_lora_saves_adapter_and_merged_weights_that_agree(base, tmp_path):
+    import zoo
+
+    out, _ = base
+    before = zoo.get(str(out)).state_dict()
+    result = _ft(str(out), "digits", out=tmp_path / "lora", technique="lora", epochs=2,
+                 limit=400, lr=5e-3, lora_r=4)
+    assert 0 < result.trainable_percent < 50
+    metrics = json.loads((tmp_path / "lora" / "metrics.json").read_text())
+    assert metrics["trainable_percent"] == pytest.approx(result.trainable_percent, abs=1e-3)
+    adapter = tmp_path / "lora" / "adapter"
+    assert (adapter / "adapter_config.json").is_file()
+    assert (adapter / "adapter_model.safetensors").is_file()
+    merged = zoo.get(str(tmp_path / "lora"))
+    assert not any("lora" in k for k in merged.state_dict())
+    assert not torch.equal(merged.state_dict()["features.0.weight"], before["features.0.weight"])
+    # The adapter alone, put on the base model, gives the merged model's outputs.
+    from peft import PeftModel
+
+    with_adapter = PeftModel.from_pretrained(zoo.get(str(out)), str(adapter)).eval()
+    x = torch.randn(8, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(with_adapter(x), merged(x), atol=1e-4)
+    assert result.metrics["accuracy"] > 0.85
+
+
+# -- distillation ----------------------------------------------------------------------------------
+
+def test_distilled_student_beats_the_same_student_without_teacher(base, tmp_path):
+    out, _ = base
+    common = dict(epochs=12, limit=60, lr=3e-3, batch_size=16, seed=0)
+    alone = _ft("lenet5", "digits", out=tmp_path / "alone", **common)
+    taught = _ft("lenet5", "digits", out=tmp_path / "kd", technique="distill",
+                 teacher=str(out), temperature=4.0, alpha=0.7, **common)
+    print(f"student alone {alone.metrics['accuracy']:.3f}, "
+          f"distilled {taught.metrics['accuracy']:.3f}")
+    assert taught.metrics["accuracy"] > alone.metrics["accuracy"] + 0.03
+
+
+def test_distill_loss_is_kl_times_t_squared_plus_cross_entropy():
+    import torch.nn.functional as F
+
+    from zoo.finetune.distill import distill_loss
+
+    g = torch.Generator().manual_seed(0)
+    s, t = torch.randn(5, 4, generator=g), torch.randn(5, 4, generator=g)
+    y = torch.tensor([0, 1, 2, 3, 0])
+    kl = F.kl_div(F.log_softmax(s / 2, -1), F.softmax(t / 2, -1), reduction="batchmean") * 4
+    ce = F.cross_entropy(s, y)
+    got = distill_loss(s, t, y, temperature=2.0, alpha=0.25)
+    assert got == pytest.approx(float(0.25 * kl + 0.75 * ce), rel=1e-5)
+    assert distill_loss(t, t, y, alpha=1.0) == pytest.approx(0.0, abs=1e-5)
+
+
+# -- learning rates and regularisation ---------------------------------------------------------------
+
+def test_layer_decay_and_group_lrs_go_into_the_optimizer_param_groups():
+    from zoo.finetune.optim import make_optimizer, param_groups
+    from zoo.plugins.cnn.lenet import lenet5
+
+    model = lenet5()
+    groups = ["features.0", "features.3", "classifier", "fc"]
+    pg = param_groups(model, lr=1.0, layer_groups=groups, layer_decay=0.5, weight_decay=0.1)
+    lr_of = {n: g["lr"] for g in pg for n in g["names"]}
+    assert lr_of["fc.weight"] == 1.0
+    assert lr_of["classifier.1.weight"] == 0.5
+    assert lr_of["features.3.weight"] == 0.25
+    assert lr_of["features.0.weight"] == 0.125
+    wd_of = {n: g["weight_decay"] for g in pg for n in g["names"]}
+    assert wd_of["fc.bias"] == 0.0 and wd_of["features.0.bias"] == 0.0
+    assert wd_of["fc.weight"] == 0.1
+    opt = make_optimizer(pg, lr=1.0)
+    assert sorted({g["lr"] for g in opt.param_groups}) == [0.125, 0.25, 0.5, 1.0]
+    pg = param_groups(model, lr=1.0, group_lrs={"features": 0.01})
+    lr_of = {n: g["lr"] for g in pg for n in g["names"]}
+    assert lr_of["features.0.weight"] == 0.01 and lr_of["fc.weight"] == 1.0
+
+
+def test_group_lr_zero_leaves_that_group_untouched(base, tmp_path):
+    import zoo
+
+    out, _ = base
+    before = zoo.get(str(out)).state_dict()
+    result = _ft(str(out), "digits", out=tmp_path / "glr", group_lrs={"features": 0.0},
+                 epochs=1, limit=200, lr=1e-2)
+    after = result.model.state_dict()
+    assert torch.equal(before["features.0.weight"], after["features.0.weight"])
+    assert not torch.equal(before["fc.weight"], after["fc.weight"])
+
+
+def test_warmup_then_linear_decay_schedule():
+    from zoo.finetune.optim import make_optimizer, make_schedule, param_groups
+    from zoo.plugins.cnn.lenet import lenet5
+
+    opt = make_optimizer(param_groups(lenet5(), lr=1.0), lr=1.0)
+    sched = make_schedule(opt, 10, warmup=0.2)
+    lrs = []
+    for _ in range(10):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(0.5) and lrs[1] == pytest.approx(1.0)
+    assert all(a > b for a, b in zip(lrs[1:], lrs[2:], strict=False))
+    assert lrs[-1] == pytest.approx(1 / 8)
+
+
+def test_label_smoothing_makes_the_model_less_confident(tmp_path):
+    confidences = {}
+    for ls in (0.0, 0.3):
+        result = _ft("lenet5", "digits", out=tmp_path / f"ls{ls}", label_smoothing=ls, epochs=3,
+                     limit=400, lr=3e-3)
+        from zoo.finetune.data import _digits, _fit_images
+        from zoo.spec import InputSpec
+
+        x, _, _ = _digits()
+        xs = _fit_images(x[:200], InputSpec(size=(1, 32, 32), mean=(0.5,), std=(0.5,)))
+        with torch.no_grad():
+            confidences[ls] = float(result.model(xs).softmax(-1).max(-1).values.mean())
+    assert confidences[0.3] < confidences[0.0] - 0.05, confidences
+
+
+def test_dropout_override_sets_every_dropout_layer():
+    from zoo.finetune.techniques import set_dropout
+    from zoo.plugins.rnn.text import text_classifier
+
+    model = text_classifier(vocab_size=50, embed_dim=8, hidden_size=8).train()
+    ids = torch.randint(2, 50, (4, 6))
+    assert set_dropout(model, 0.0) >= 1
+    with torch.no_grad():
+        assert torch.equal(model(ids), model(ids))
+    set_dropout(model, 0.5)
+    assert all(m.p == 0.5 for m in model.modules() if isinstance(m, torch.nn.Dropout))
+    with torch.no_grad():
+        assert not torch.equal(model(ids), model(ids))
+
+
+def test_early_stopping_stops_and_keeps_the_best_epoch(tmp_path):
+    # lr 0: nothing improves after epoch 1, so patience 2 stops after epoch 3.
+    result = _ft("lenet5", "digits", out=tmp_path / "es", lr=0.0, epochs=8, limit=64,
+                 early_stopping=2)
+    assert len(result.history) == 3
+    metrics = json.loads((tmp_path / "es" / "metrics.json").read_text())
+    assert metrics["stopped_early"] is True and metrics["best_epoch"] == 1

@@ -1,0 +1,97 @@
+"""Packaging: the wheel holds the core, the built-in plugins and demos under the zoo
+namespace, the catalog and the shipped weights; it never claims top-level `plugins`/`demos`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _repo_copy(dst: Path) -> Path:
+    """The files git would ship (tracked and new, not ignored), copied so that building
+    leaves nothing behind in the working tree."""
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+                           cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    for rel in files:
+        src = ROOT / rel
+        if not src.exists() and not src.is_symlink():
+            continue
+        target = dst / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_symlink():
+            os.symlink(os.readlink(src), target)
+        elif src.is_file():
+            shutil.copy2(src, target)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    src = _repo_copy(tmp_path_factory.mktemp("src"))
+    out = tmp_path_factory.mktemp("dist")
+    proc = subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation",
+                           "--outdir", str(out), str(src)], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    [whl] = out.glob("zoo-*.whl")
+    return whl
+
+
+def test_wheel_file_list(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for required in ("zoo/__init__.py", "zoo/cli.py", "zoo/registry.toml",
+                     "zoo/plugins/__init__.py", "zoo/plugins/cnn/__init__.py",
+                     "zoo/plugins/cnn/lenet.py", "zoo/plugins/rnn/text.py",
+                     "zoo/plugins/transformer/__init__.py", "zoo/plugins/gan/__init__.py",
+                     "zoo/plugins/gnn/__init__.py", "zoo/demos/__init__.py",
+                     "zoo/demos/adapters.py"):
+        assert required in names, required
+    tops = {n.split("/")[0] for n in names}
+    assert "plugins" not in tops and "demos" not in tops and "tests" not in tops
+    assert not any(n.startswith("examples/") for n in names)
+    shipped = {n for n in names if n.startswith("zoo/trained/")}
+    on_disk = {f"zoo/trained/{p.name}" for p in (ROOT / "zoo" / "trained").iterdir()
+               if p.suffix in (".safetensors", ".json")}
+    assert on_disk <= shipped
+    catalog = zipfile.ZipFile(wheel).read("zoo/registry.toml")
+    assert catalog == (ROOT / "registry.toml").read_bytes()
+    meta = [n for n in names if n.endswith("entry_points.txt")]
+    assert b"zoo = zoo.cli:main" in zipfile.ZipFile(wheel).read(meta[0])
+
+
+def test_installed_wheel_works_and_leaves_plugins_and_demos_free(wheel, tmp_path):
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                    "--disable-pip-version-check", "--target", str(target), str(wheel)],
+                   check=True, capture_output=True, timeout=300)
+    code = ("import importlib.util, zoo, zoo.plugins.cnn, zoo.demos\n"
+            f"assert zoo.__file__.startswith({str(target)!r}), zoo.__file__\n"
+            "assert importlib.util.find_spec('plugins') is None\n"
+            "assert importlib.util.find_spec('demos') is None\n"
+            "print(len(zoo.list_models()), zoo.get('lenet5').__class__.__name__)\n")
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    count, cls = proc.stdout.split()
+    assert int(count) >= 10 and cls == "LeNet5"
+
+
+def test_editable_install_maps_the_folders_into_the_zoo_namespace(tmp_path):
+    code = ("import importlib.util, zoo.plugins.cnn, zoo.demos\n"
+            "print(zoo.plugins.cnn.__file__)\n"
+            "print(importlib.util.find_spec('plugins'))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    path, plugins_spec = proc.stdout.split("\n")[:2]
+    assert Path(path).parts[-3:] == ("plugins", "cnn", "__init__.py")
+    assert plugins_spec == "None"

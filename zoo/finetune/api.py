@@ -1,0 +1,508 @@
+"""``zoo.finetune.finetune``: one call for every technique, resumable and data-parallel.
+
+Multi-process and multi-GPU
+---------------------------
+The same call runs under ``torch.distributed``. On one machine, ``nproc=N`` (``zoo
+finetune ... --nproc N``) starts N processes on 127.0.0.1 (gloo on CPU, nccl when CUDA is
+available, one GPU per process). Under a launcher, run the CLI as usual and the job's
+environment (``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``, ``LOCAL_RANK``)
+is picked up::
+
+    # one machine, 4 GPUs
+    torchrun --standalone --nproc-per-node 4 -m zoo finetune resnet18.imagenet \\
+        --data photos/ --num-classes 5 --device cuda --out runs/r18
+    # a cluster: 2 nodes x 8 GPUs (run on each node, or through srun)
+    torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d \\
+        --rdzv-endpoint HEAD_NODE:29500 -m zoo finetune ... --device cuda --out /shared/run
+
+``batch_size`` is the *global* batch: each process takes every N-th sample of it and
+the gradients are summed, so N processes give the same updates as one (up to float
+rounding); only rank 0 writes files. ``--out`` must be on a shared file system when
+processes run on several machines, so that ``--resume`` finds the checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import socket
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import UsageError
+
+from .techniques import TECHNIQUES
+
+
+@dataclass
+class Result:
+    """What a fine-tuning run produced."""
+
+    out: Path
+    metrics: dict[str, Any]                 # the final (or best) epoch's validation metrics
+    history: list[dict[str, Any]]
+    trainable_params: int
+    total_params: int
+    model: Any = None                       # the trained plain nn.Module (in-process runs)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def trainable_percent(self) -> float:
+        return 100.0 * self.trainable_params / max(self.total_params, 1)
+
+
+# -- model loading -----------------------------------------------------------------------------
+
+@dataclass
+class Loaded:
+    model: Any
+    spec: Any
+    tag: str | None
+    kwargs: dict[str, Any]
+    labels: list[str] | None
+    trained: bool                           # pretrained weights (a tag or a saved dir)
+    ref: str
+
+
+def load_model(ref: str | os.PathLike[str]) -> Loaded:
+    """Build ``NAME[.TAG]`` or rebuild a saved directory, with what fine-tuning needs."""
+    from zoo import build
+    from zoo.api import _looks_like_dir
+    from zoo.api import spec as resolve
+    from zoo.registry import default_registry
+    from zoo.spec import InputSpec
+
+    text = os.fspath(ref)
+    if _looks_like_dir(text):
+        if not Path(text).is_dir():
+            raise UsageError(f"{text}: no such model directory")
+        cfg = build.read_config(text)
+        reg = default_registry()
+        if cfg.get("name") not in reg:
+            raise UsageError(f"{text}: made from model '{cfg.get('name')}', which is not in "
+                             "the catalog; install its plugin")
+        spec = reg.spec(cfg["name"])
+        if cfg.get("input"):
+            spec = replace(spec, input=InputSpec(**{k: tuple(v) if isinstance(v, list) else v
+                                                    for k, v in cfg["input"].items()}))
+        model = build.load_dir(text)
+        return Loaded(model, spec, None, dict(cfg["kwargs"]), cfg.get("labels"), True, text)
+    spec, tag = resolve(text)
+    model = build.build(spec, tag)
+    labels = list(spec.pretrained[tag].labels) if tag and spec.pretrained[tag].labels else None
+    return Loaded(model, spec, tag, build.merged_kwargs(spec, tag, {}), labels,
+                  tag is not None, text)
+
+
+def _rebuild(loaded: Loaded, kwargs: dict[str, Any], *, keep_weights: bool, head: str | None):
+    """Build the architecture with new ``kwargs``; copy every weight that still fits
+    (all but the head's when the class count changed)."""
+    from zoo.build import builder_of
+
+    new = builder_of(loaded.spec)(**kwargs)
+    if keep_weights:
+        own = new.state_dict()
+        state = {k: v for k, v in loaded.model.state_dict().items()
+                 if k in own and own[k].shape == v.shape}
+        missing = [k for k in own if k not in state]
+        stray = [k for k in missing if head is None or not (k == head or k.startswith(head + "."))]
+        if stray:
+            raise UsageError(f"model '{loaded.spec.name}': changing {sorted(kwargs)} also "
+                             f"changes {stray[0]} (not the head '{head}'); cannot keep weights")
+        new.load_state_dict(state, strict=False)
+    tok = getattr(loaded.model, "tokenizer", None)
+    if tok is not None and getattr(new, "tokenizer", None) is None:
+        new.tokenizer = tok
+    return new
+
+
+def _fit_head(loaded: Loaded, hooks: dict, n_data: int, num_classes: int | None,
+              data_labels: list[str]) -> tuple[Any, dict[str, Any], bool]:
+    """Make the model's class count match the data's; returns (model, kwargs, replaced)."""
+    from .techniques import class_kwarg, get_module, out_features
+
+    key = class_kwarg(loaded.kwargs)
+    head = hooks.get("head")
+    current = loaded.kwargs.get(key) if key else (
+        out_features(get_module(loaded.model, head)) if head else None)
+    if num_classes is not None and num_classes != n_data:
+        raise UsageError(f"--num-classes {num_classes} but the data has {n_data} classes "
+                         f"({', '.join(data_labels)}); give --num-classes {n_data}")
+    if current is None or current == n_data:
+        return loaded.model, loaded.kwargs, False
+    if loaded.trained and num_classes is None:
+        raise UsageError(
+            f"model '{loaded.ref}' has {current} classes but the data has {n_data} "
+            f"({', '.join(data_labels[:6])}{'...' if n_data > 6 else ''}); pass "
+            f"--num-classes {n_data} to replace its head '{head}'")
+    if key is None:
+        raise UsageError(f"model '{loaded.spec.name}' has no class-count argument "
+                         f"(num_classes/out_channels) to give {n_data} classes")
+    kwargs = {**loaded.kwargs, key: n_data}
+    return _rebuild(loaded, kwargs, keep_weights=loaded.trained, head=head), kwargs, True
+
+
+# -- feature caching -----------------------------------------------------------------------------
+
+def _cache_features(model, head: str, data, batch_size: int = 256):
+    """Run the frozen backbone once; return TaskData of the head's inputs (or None when the
+    head takes more than one input, e.g. a graph conv)."""
+    import torch
+
+    from .data import Split, TaskData
+    from .loop import forward
+    from .techniques import get_module
+
+    module = get_module(model, head)
+    captured: list = []
+
+    def hook(_m, args, _kw=None):
+        captured.append(args)
+
+    handle = module.register_forward_pre_hook(hook)
+    was = model.training
+    model.eval()
+    try:
+        def run(split):
+            feats = []
+            for i in range(0, len(split), batch_size):
+                captured.clear()
+                part = split.take(range(i, min(i + batch_size, len(split))))
+                with torch.no_grad():
+                    forward(model, data.kind, part.inputs, data.graph)
+                if len(captured) != 1 or len(captured[0]) != 1:
+                    return None
+                feats.append(captured[0][0].detach())
+            return Split({"features": torch.cat(feats)}, split.y)
+
+        train = run(data.train)
+        if train is None:
+            return None
+        val = run(data.val) if data.val is not None and len(data.val) else None
+    finally:
+        handle.remove()
+        model.train(was)
+    return TaskData("features", train, val, data.labels, name=data.name, notes=data.notes)
+
+
+# -- distributed -----------------------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _spawned_worker(rank: int, world: int, port: int, kwargs: dict[str, Any]) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    finetune(**kwargs)
+
+
+def _init_distributed(device: str):
+    """Join the job described by the environment (torchrun, --nproc); (Dist, we_started)."""
+    from .loop import Dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist(), False
+    import torch.distributed as tdist
+
+    rank = int(os.environ.get("RANK", "0"))
+    if tdist.is_initialized():
+        return Dist(rank, world), False
+    backend = "nccl" if device.startswith("cuda") else "gloo"
+    tdist.init_process_group(backend=backend, init_method="env://", rank=rank,
+                             world_size=world)
+    return Dist(rank, world), True
+
+
+# -- the entry point ---------------------------------------------------------------------------
+
+def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
+             out: str | os.PathLike[str], technique: str = "full", epochs: int = 3,
+             lr: float | None = None, batch_size: int = 32, seed: int = 0,
+             val_data: str | os.PathLike[str] | None = None, val_fraction: float = 0.2,
+             limit: int | None = None, val_limit: int | None = None,
+             num_classes: int | None = None,
+             freeze_groups: int = 0, freeze_patterns: Sequence[str] = (),
+             cache_features: bool = True,
+             lora_r: int = 8, lora_alpha: int = 16, lora_dropout: float = 0.0,
+             lora_targets: Sequence[str] | None = None,
+             teacher: str | os.PathLike[str] | None = None, temperature: float = 4.0,
+             alpha: float = 0.7,
+             layer_decay: float | None = None, group_lrs: Mapping[str, float] | None = None,
+             weight_decay: float = 0.01, dropout: float | None = None,
+             label_smoothing: float = 0.0, early_stopping: int | None = None,
+             metric: str = "accuracy", optimizer: str = "adamw", schedule: str = "linear",
+             warmup: float = 0.1, clip_grad: float | None = 1.0, max_length: int = 64,
+             text_column: str = "text", label_column: str = "label",
+             resume: bool = False, overwrite: bool = False, nproc: int = 1,
+             device: str = "cpu", progress: bool = True,
+             on_step: Callable[..., None] | None = None) -> Result:
+    """Fine-tune ``model`` on ``data`` with ``technique``; write a model directory to ``out``.
+
+    Args:
+        model: ``NAME``, ``NAME.TAG`` or a directory saved by zoo (``zoo get --save``, an
+            earlier ``finetune``).
+        data: ``digits``, ``shapes``, ``sentiment``, ``karate``, an image folder (one
+            sub-folder per class) or a ``.csv``/``.jsonl`` file (``text_column``,
+            ``label_column``).
+        technique: ``full``, ``freeze`` (``freeze_groups`` first layer groups and/or
+            ``freeze_patterns``), ``feature-extract`` (frozen backbone, new head;
+            ``cache_features`` runs the backbone once), ``lora`` (peft; ``lora_*``) or
+            ``distill`` (``teacher``, ``temperature``, ``alpha``).
+        out: the output directory: ``model.safetensors`` + ``config.json`` (``zoo get
+            OUT`` rebuilds it), ``metrics.json``, ``curve.png``, ``checkpoints/last.pt``,
+            and ``adapter/`` for LoRA.
+        lr: peak learning rate (default 1e-3; 5e-5 for transformers with full/freeze).
+        layer_decay: layer-wise LR decay over the hooks' ``layer_groups``.
+        group_lrs: ``{module prefix or pattern: lr}`` (differential learning rates).
+        weight_decay: AdamW decay; norms, biases and 1-d parameters get none.
+        dropout: set every dropout layer's probability.
+        early_stopping: patience in epochs on ``metric`` (accuracy, macro_f1, loss); the
+            best epoch's weights are kept.
+        optimizer, schedule, warmup: AdamW with linear warmup (10% of steps) then linear
+            decay by default; ``adam``/``sgd``; ``cosine``/``constant``.
+        resume: continue from ``out/checkpoints/last.pt``.
+        nproc: data-parallel processes on this machine (see the module docstring).
+        on_step: called as ``on_step(epoch=, step=, model=)`` after each optimiser step.
+
+    Returns:
+        A :class:`Result` (validation metrics, history, parameter counts, the model).
+
+    Raises:
+        UsageError: bad data, options or class counts, with what to do.
+        TrainingDiverged: NaN/inf loss; the last good checkpoint stays in ``out``.
+    """
+    args = {k: v for k, v in locals().items()}
+    if technique not in TECHNIQUES:
+        import difflib
+
+        close = difflib.get_close_matches(technique, TECHNIQUES, n=1)
+        raise UsageError(f"unknown technique '{technique}'"
+                         + (f"; did you mean '{close[0]}'?" if close else "")
+                         + f" Known: {', '.join(TECHNIQUES)}")
+    if technique == "sft":
+        from .sft import finetune_sft
+
+        return finetune_sft(**{k: v for k, v in args.items() if k != "technique"})
+    if technique == "distill" and teacher is None:
+        raise UsageError("--technique distill needs --teacher MODEL (NAME.TAG or DIR)")
+    if epochs < 1 or batch_size < 1:
+        raise UsageError("--epochs and --batch-size must be at least 1")
+    out = Path(out)
+    if nproc > 1 and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return _spawn(args, nproc, out)
+    import torch
+
+    from zoo.api import finetune_hooks
+
+    from . import report
+    from .data import prepare
+    from .loop import CHECKPOINT, TrainConfig, train
+    from .optim import DEFAULT_NO_DECAY, make_optimizer, make_schedule, param_groups
+    from .techniques import (
+        count_params,
+        freeze,
+        freeze_backbone,
+        head_name,
+        reset_head,
+        set_dropout,
+    )
+
+    dist, started = _init_distributed(device)
+    if device.startswith("cuda") and dist.world > 1:
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', dist.rank))}"
+    try:
+        if out.exists() and (out / CHECKPOINT).exists() and not (resume or overwrite):
+            raise UsageError(f"{out}: holds a checkpoint of an earlier run; pass --resume to "
+                             "continue it, or choose another --out")
+        if dist.main:
+            out.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(seed)
+        loaded = load_model(model)
+        spec = loaded.spec
+        hooks = finetune_hooks(spec)
+        task = prepare(data, loaded.model, spec, loaded.tag, val_data=val_data,
+                       val_fraction=val_fraction, limit=limit, val_limit=val_limit,
+                       max_length=max_length, text_column=text_column,
+                       label_column=label_column)
+        extra_kwargs: dict[str, Any] = dict(task.notes.get("kwargs", {}))
+        if "vocab" in task.notes:
+            # A vocabulary learned from this data: the model is rebuilt to its size, and
+            # the saved config points at the vocabulary file.
+            vocab_path = (out / "vocab.json").resolve()
+            out.mkdir(parents=True, exist_ok=True)
+            task.notes["vocab"].save(vocab_path)
+            kw = {k: v for k, v in loaded.kwargs.items() if k != "vocab_size"}
+            kw["vocab"] = str(vocab_path)
+            torch.manual_seed(seed)
+            loaded.model = _rebuild(loaded, kw, keep_weights=False, head=None)
+            loaded.kwargs = kw
+        net, kwargs, replaced = _fit_head(loaded, hooks, len(task.labels), num_classes,
+                                          task.labels)
+        kwargs = {**kwargs, **extra_kwargs}
+        if lr is None:
+            lr = 5e-5 if spec.family == "transformer" and technique in ("full", "freeze") \
+                else 1e-3
+        if dropout is not None:
+            set_dropout(net, dropout)
+        head = hooks.get("head")
+        info: dict[str, Any] = {"technique": technique}
+        train_model, kind, task_for_train = net, task.kind, task
+        teacher_model = None
+        if technique == "freeze":
+            frozen = freeze(net, groups=freeze_groups, layer_groups=hooks.get("layer_groups", ()),
+                            patterns=freeze_patterns)
+            if not frozen:
+                raise UsageError("--technique freeze needs --freeze N (layer groups) or "
+                                 "--freeze-pattern PATTERN")
+            info["frozen"] = len(frozen)
+        elif technique == "feature-extract":
+            head = head_name(hooks, spec)
+            torch.manual_seed(seed)
+            reset_head(net, head)
+            freeze_backbone(net, head)
+            if cache_features:
+                t0 = time.perf_counter()
+                cached = _cache_features(net, head, task)
+                if cached is not None:
+                    info["feature_cache_seconds"] = round(time.perf_counter() - t0, 3)
+                    from .techniques import get_module
+
+                    train_model, kind, task_for_train = get_module(net, head), "features", cached
+        elif technique == "lora":
+            from .lora import apply_lora
+
+            torch.manual_seed(seed)
+            train_model = apply_lora(net, hooks, head=head, r=lora_r, alpha=lora_alpha,
+                                     dropout=lora_dropout,
+                                     targets=list(lora_targets) if lora_targets else None)
+        elif technique == "distill":
+            tl = load_model(teacher)
+            teacher_model = tl.model.eval()
+            for p in teacher_model.parameters():
+                p.requires_grad_(False)
+            with torch.no_grad():
+                from .loop import forward
+
+                probe = forward(teacher_model, task.kind, task.train.take([0]).inputs,
+                                task.graph)
+            if probe.shape[-1] != len(task.labels):
+                raise UsageError(f"teacher '{teacher}' has {probe.shape[-1]} classes but the "
+                                 f"data has {len(task.labels)}; fine-tune the teacher first")
+        trainable, total = count_params(train_model if technique == "lora" else net)
+        train_model.to(device)
+        if teacher_model is not None:
+            teacher_model.to(device)
+        task_for_train = task_for_train.to(device)
+        if dist.world > 1:
+            import torch.distributed as tdist
+
+            for t in train_model.state_dict().values():
+                tdist.broadcast(t, 0)
+        no_decay = list(hooks.get("no_decay") or DEFAULT_NO_DECAY)
+        groups = param_groups(train_model, lr=lr, weight_decay=weight_decay,
+                              layer_groups=hooks.get("layer_groups", ()) if kind != "features"
+                              else (), layer_decay=layer_decay, group_lrs=group_lrs,
+                              no_decay=no_decay)
+        opt = make_optimizer(groups, optimizer, lr=lr)
+        steps = epochs * math.ceil(len(task_for_train.train) / batch_size)
+        sched = make_schedule(opt, steps, warmup=warmup, kind=schedule)
+        cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                          label_smoothing=label_smoothing, early_stopping=early_stopping,
+                          metric=metric, clip_grad=clip_grad, temperature=temperature,
+                          alpha=alpha)
+        fingerprint = {"model": os.fspath(model), "data": os.fspath(data),
+                       "technique": technique, "epochs": epochs, "batch_size": batch_size,
+                       "lr": lr, "seed": seed, "world": dist.world, "limit": limit,
+                       "num_classes": num_classes}
+        bar = report.Progress(enabled=progress and dist.main)
+        try:
+            run = train(train_model, task_for_train, cfg, optimizer=opt, scheduler=sched,
+                        out=out, kind=kind, teacher=teacher_model, resume=resume,
+                        fingerprint=fingerprint, dist=dist, progress=bar, on_step=on_step)
+        finally:
+            bar.close()
+        history = run["history"]
+        final = dict(history[run["best_epoch"] - 1]) if run["best_epoch"] and \
+            early_stopping is not None else dict(history[-1])
+        final_metrics = {k: final[k] for k in ("accuracy", "macro_f1", "val_loss") if k in final}
+        final_model = net
+        if dist.main:
+            if technique == "lora":
+                from .lora import merge, save_adapter
+
+                save_adapter(train_model, out)
+                final_model = merge(train_model)
+            final_model.to("cpu")
+            info.update({k: v for k, v in {
+                "trainable_params": trainable, "total_params": total,
+                "trainable_percent": round(100.0 * trainable / max(total, 1), 4),
+                "head_replaced": replaced, "best_epoch": run["best_epoch"],
+                "stopped_early": run["stopped_early"], "world_size": dist.world}.items()})
+            _save_model(final_model, out, spec=spec, tag=loaded.tag, kwargs=kwargs, extra={
+                "labels": task.labels, "metrics": final_metrics, "technique": technique,
+                "base_model": os.fspath(model), "dataset": task.name,
+                "finetune": {k: v for k, v in info.items() if k != "technique"}})
+            report.write_metrics(out, {
+                "model": os.fspath(model), "data": task.name, "labels": task.labels,
+                "train_samples": len(task.train),
+                "val_samples": len(task.val) if task.val is not None else 0,
+                "final": final_metrics, "epochs": history, **info,
+                "config": run["config"]})
+            report.plot_curves(out, history, f"{spec.name} on {task.name} ({technique})")
+        if dist.world > 1:
+            import torch.distributed as tdist
+
+            tdist.barrier()
+        return Result(out, final_metrics, history, trainable, total, model=final_model,
+                      extra=info)
+    finally:
+        if started:
+            import torch.distributed as tdist
+
+            tdist.destroy_process_group()
+
+
+def _save_model(model, out: Path, *, spec, tag, kwargs, extra) -> None:
+    """zoo.build.save into a scratch folder, then move its two files into ``out`` (save
+    replaces its whole target directory, which would drop checkpoints and metrics)."""
+    from zoo import build
+
+    scratch = out / ".model-tmp"
+    shutil.rmtree(scratch, ignore_errors=True)
+    build.save(model, scratch, spec=spec, tag=tag, kwargs=kwargs, extra=extra)
+    for f in scratch.iterdir():
+        os.replace(f, out / f.name)
+    scratch.rmdir()
+
+
+def _spawn(args: dict[str, Any], nproc: int, out: Path) -> Result:
+    """Run ``nproc`` data-parallel processes on this machine; return rank 0's result."""
+    import json
+
+    import torch.multiprocessing as mp
+
+    if args.get("on_step") is not None:
+        raise UsageError("on_step callbacks cannot cross process boundaries; use nproc=1")
+    kwargs = {**args, "nproc": 1}
+    port = _free_port()
+    try:
+        mp.start_processes(_spawned_worker, args=(nproc, port, kwargs), nprocs=nproc,
+                           join=True, start_method="spawn")
+    except mp.ProcessRaisedException as e:
+        last = str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)
+        raise UsageError(f"a training process failed: {last}") from None
+    metrics = json.loads((out / "metrics.json").read_text())
+    from zoo.build import load_dir
+
+    print(f"{nproc} processes finished; outputs in {out}", file=sys.stderr)
+    return Result(out, metrics["final"], metrics["epochs"], metrics["trainable_params"],
+                  metrics["total_params"], model=load_dir(out), extra=metrics)

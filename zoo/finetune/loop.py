@@ -1,0 +1,313 @@
+"""The training loop: seeded batches, optional data parallelism, checkpoints, resume, early
+stopping, NaN guard and per-epoch metrics.
+
+Reproducibility: epoch ``e`` visits the samples in ``randperm(seed, e)`` order, whatever
+happened before, and the torch RNG state (dropout) is saved in every checkpoint, so a
+run resumed from the checkpoint of epoch ``e`` continues exactly like the uninterrupted
+run (same seed, same final metrics).
+
+Data parallelism (``torch.distributed``): every process walks the same global batches
+and takes every ``world``-th sample of each; each computes ``sum of its losses / global
+batch size`` and the gradients are summed across processes (``all_reduce``), so the
+update equals the single-process update on the same global batch (up to float rounding).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from zoo.errors import ZooError
+
+from .data import Split, TaskData
+from .techniques import frozen_modules_eval
+
+CHECKPOINT = "checkpoints/last.pt"
+METRIC_MODES = {"accuracy": "max", "macro_f1": "max", "loss": "min"}
+
+
+class TrainingDiverged(ZooError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides how the weights move (recorded in metrics.json)."""
+
+    epochs: int = 3
+    batch_size: int = 32
+    lr: float = 1e-3
+    seed: int = 0
+    label_smoothing: float = 0.0
+    early_stopping: int | None = None     # patience in epochs; None: train every epoch
+    metric: str = "accuracy"              # validation metric for early stopping
+    clip_grad: float | None = 1.0
+    eval_batch_size: int = 256
+    temperature: float = 4.0              # distillation
+    alpha: float = 0.7                    # distillation: weight of the soft targets
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Dist:
+    """This process's place in a torch.distributed job (rank 0 of 1 when alone)."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+# -- forward, metrics ------------------------------------------------------------------------
+
+def _trim(inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop padding columns no sample in the batch uses (tweets are much shorter than 64)."""
+    mask = inputs.get("attention_mask")
+    if mask is not None and mask.dim() == 2 and mask.shape[0]:
+        width = max(int(mask.sum(1).max()), 1)
+        return {k: (v[:, :width] if v.dim() == 2 else v) for k, v in inputs.items()}
+    if "lengths" in inputs and inputs["lengths"].numel():
+        width = max(int(inputs["lengths"].max()), 1)
+        return {**inputs, "ids": inputs["ids"][:, :width]}
+    return inputs
+
+
+def logits_of(out: Any) -> torch.Tensor:
+    if isinstance(out, torch.Tensor):
+        return out
+    if hasattr(out, "logits"):
+        return out.logits
+    if isinstance(out, tuple | list):
+        return out[0]
+    raise TypeError(f"cannot find logits in a {type(out).__name__}")
+
+
+def forward(model, kind: str, inputs: dict[str, torch.Tensor],
+            graph: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    """Logits of ``model`` for one batch of ``kind`` (see :class:`TaskData`)."""
+    if kind == "image":
+        return logits_of(model(inputs["x"]))
+    if kind == "features":
+        return logits_of(model(inputs["features"]))
+    if kind == "ids":
+        inputs = _trim(inputs)
+        return logits_of(model(inputs["ids"], inputs["lengths"]))
+    if kind == "text":
+        return logits_of(model(**_trim(inputs)))
+    if kind == "node":
+        return logits_of(model(graph["x"], graph["edge_index"]))[inputs["node"]]
+    raise ValueError(f"unknown data kind {kind!r}")
+
+
+def macro_f1(pred: torch.Tensor, y: torch.Tensor, num_classes: int) -> float:
+    """Mean F1 over the classes present in the labels or the predictions (as sklearn)."""
+    f1s = []
+    for c in range(num_classes):
+        tp = int(((pred == c) & (y == c)).sum())
+        fp = int(((pred == c) & (y != c)).sum())
+        fn = int(((pred != c) & (y == c)).sum())
+        if tp + fp + fn == 0:
+            continue
+        f1s.append(2 * tp / (2 * tp + fp + fn))
+    return sum(f1s) / len(f1s) if f1s else 0.0
+
+
+@torch.no_grad()
+def evaluate(model, data: TaskData, split: Split, *, kind: str | None = None,
+             batch_size: int = 256) -> dict[str, float]:
+    """Loss, accuracy and macro-F1 of ``model`` on ``split`` (eval mode, then restored)."""
+    was = model.training
+    model.eval()
+    kind = kind or data.kind
+    preds, losses = [], 0.0
+    for i in range(0, len(split), batch_size):
+        part = split.take(range(i, min(i + batch_size, len(split))))
+        logits = forward(model, kind, part.inputs, data.graph)
+        losses += float(F.cross_entropy(logits, part.y, reduction="sum"))
+        preds.append(logits.argmax(-1))
+    model.train(was)
+    pred = torch.cat(preds) if preds else torch.empty(0, dtype=torch.long)
+    n = max(len(split), 1)
+    return {"loss": losses / n, "accuracy": float((pred == split.y).float().mean()) if len(split)
+            else 0.0, "macro_f1": macro_f1(pred, split.y, len(data.labels))}
+
+
+# -- checkpoints -----------------------------------------------------------------------------
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write atomically: a kill mid-write leaves the previous checkpoint intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+# -- the loop ----------------------------------------------------------------------------------
+
+def _batch_loss(model, data: TaskData, kind: str, batch: Split, cfg: TrainConfig,
+                teacher_logits: torch.Tensor | None) -> torch.Tensor:
+    """Sum of per-sample losses of ``batch`` (the caller divides by the global batch)."""
+    if len(batch) == 0:  # a process with no sample this step still joins the all_reduce
+        return sum(p.sum() * 0.0 for p in model.parameters() if p.requires_grad)
+    logits = forward(model, kind, batch.inputs, data.graph)
+    if teacher_logits is not None:
+        from .distill import distill_loss
+
+        return distill_loss(logits, teacher_logits, batch.y, temperature=cfg.temperature,
+                            alpha=cfg.alpha, label_smoothing=cfg.label_smoothing,
+                            reduction="sum")
+    return F.cross_entropy(logits, batch.y, label_smoothing=cfg.label_smoothing,
+                           reduction="sum")
+
+
+def train(model, data: TaskData, cfg: TrainConfig, *, optimizer, scheduler, out: Path | None,
+          kind: str | None = None, teacher=None, teacher_kind: str | None = None,
+          teacher_data: TaskData | None = None, resume: bool = False,
+          fingerprint: dict[str, Any] | None = None, dist: Dist | None = None,
+          progress=None, on_step: Callable[..., None] | None = None) -> dict[str, Any]:
+    """Train ``model`` for ``cfg.epochs`` epochs; checkpoint after each; return the history.
+
+    Returns ``{"history": [per-epoch dicts], "best_epoch": int, "stopped_early": bool}``;
+    the model ends with the best epoch's weights when early stopping is on.
+
+    Raises:
+        TrainingDiverged: NaN/inf loss (the previous epoch's checkpoint is kept).
+    """
+    dist = dist or Dist()
+    kind = kind or data.kind
+    ckpt_path = out / CHECKPOINT if out is not None else None
+    history: list[dict[str, Any]] = []
+    start = 1
+    mode = METRIC_MODES.get(cfg.metric)
+    if mode is None:
+        raise ValueError(f"unknown metric {cfg.metric!r}")
+    best: dict[str, Any] = {"epoch": 0, "value": None, "state": None, "bad": 0}
+    if resume and ckpt_path is not None and ckpt_path.is_file():
+        ck = load_checkpoint(ckpt_path)
+        if fingerprint is not None and ck.get("fingerprint") != fingerprint:
+            from zoo.errors import UsageError
+
+            diff = sorted(k for k in fingerprint
+                          if ck.get("fingerprint", {}).get(k) != fingerprint[k])
+            raise UsageError(f"{ckpt_path}: was written with other settings ({', '.join(diff)}); "
+                             "resume with the same options, or drop --resume to start over")
+        model.load_state_dict(ck["model"])
+        optimizer.load_state_dict(ck["optimizer"])
+        scheduler.load_state_dict(ck["scheduler"])
+        torch.set_rng_state(ck["rng"])
+        history = list(ck["history"])
+        best = dict(ck["best"])
+        start = int(ck["epoch"]) + 1
+    n = len(data.train)
+    steps = math.ceil(n / cfg.batch_size)
+    stopped = False
+    if best["bad"] and cfg.early_stopping is not None and best["bad"] >= cfg.early_stopping:
+        start = cfg.epochs + 1   # the interrupted run had already decided to stop
+        stopped = True
+    for epoch in range(start, cfg.epochs + 1):
+        model.train()
+        frozen_modules_eval(model)
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(
+            cfg.seed * 100_003 + epoch))
+        t0, seen, total_loss = time.perf_counter(), 0, 0.0
+        if progress is not None:
+            progress.start_epoch(epoch, cfg.epochs, steps)
+        for step in range(steps):
+            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+            local = idx[dist.rank::dist.world]
+            batch = data.train.take(local)
+            t_logits = None
+            if teacher is not None and len(batch):
+                tb = (teacher_data or data).train.take(local)
+                with torch.no_grad():
+                    t_logits = forward(teacher, teacher_kind or kind, tb.inputs,
+                                       (teacher_data or data).graph)
+            loss_sum = _batch_loss(model, data, kind, batch, cfg, t_logits)
+            loss = loss_sum / len(idx)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            reported = loss.detach().clone()
+            if dist.world > 1:
+                _all_reduce_grads(model)
+                torch.distributed.all_reduce(reported)
+            value = float(reported)
+            if not math.isfinite(value):
+                kept = (f"kept the last good checkpoint {ckpt_path} (epoch {epoch - 1})"
+                        if ckpt_path is not None and ckpt_path.is_file()
+                        else "no checkpoint was written yet")
+                raise TrainingDiverged(
+                    f"loss became {value} at epoch {epoch} step {step + 1}; {kept}. Lower "
+                    "--lr, raise --warmup or use --clip-grad, then --resume")
+            if cfg.clip_grad:
+                torch.nn.utils.clip_grad_norm_(
+                    [p for p in model.parameters() if p.requires_grad], cfg.clip_grad)
+            optimizer.step()
+            scheduler.step()
+            seen += len(idx)
+            total_loss += value * len(idx)
+            if progress is not None:
+                progress.step(loss=value, samples=len(idx))
+            if on_step is not None:
+                on_step(epoch=epoch, step=step + 1, model=model)
+        elapsed = time.perf_counter() - t0
+        record: dict[str, Any] = {"epoch": epoch, "train_loss": total_loss / max(seen, 1),
+                                  "lr": optimizer.param_groups[-1]["lr"],
+                                  "seconds": round(elapsed, 3),
+                                  "samples_per_s": round(seen / max(elapsed, 1e-9), 1)}
+        if data.val is not None and len(data.val):
+            val = evaluate(model, data, data.val, kind=kind, batch_size=cfg.eval_batch_size)
+            record.update({"val_loss": val["loss"], "accuracy": val["accuracy"],
+                           "macro_f1": val["macro_f1"]})
+        history.append(record)
+        value = record.get("val_loss" if cfg.metric == "loss" else cfg.metric)
+        if value is not None:
+            better = best["value"] is None or (value > best["value"] if mode == "max"
+                                               else value < best["value"])
+            if better:
+                best.update(epoch=epoch, value=value, bad=0)
+                if cfg.early_stopping is not None:
+                    best["state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                best["bad"] += 1
+        if progress is not None:
+            progress.end_epoch(record)
+        if ckpt_path is not None and dist.main:
+            save_checkpoint(ckpt_path, {
+                "epoch": epoch, "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "rng": torch.get_rng_state(), "history": history, "best": best,
+                "fingerprint": fingerprint or {}})
+        if dist.world > 1:
+            torch.distributed.barrier()
+        if cfg.early_stopping is not None and best["bad"] >= cfg.early_stopping:
+            stopped = True
+            break
+    if cfg.early_stopping is not None and best.get("state") is not None:
+        model.load_state_dict(best["state"])
+    return {"history": history, "best_epoch": best["epoch"], "stopped_early": stopped,
+            "config": asdict(cfg)}
+
+
+def _all_reduce_grads(model) -> None:
+    import torch.distributed as tdist
+
+    for p in model.parameters():
+        if not p.requires_grad:
+            continue
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        tdist.all_reduce(p.grad)
