@@ -16,8 +16,12 @@ from .base import Adapter, concurrency, gradio
 from .targets import Target, trained_targets
 
 
-def gallery_adapters(patterns: list[str] | tuple[str, ...] = ()) -> list[Adapter]:
+def gallery_adapters(patterns: list[str] | tuple[str, ...] = (), *,
+                     remote: bool = False) -> list[Adapter]:
     """Lazily loaded adapters of every trained model matching ``patterns`` with a demo task.
+
+    Only models whose weights are on this machine (shipped ``package:`` / ``file:``
+    sources) are included unless ``remote``: a gallery must work offline.
 
     Raises:
         UsageError: nothing matches (the message says what exists).
@@ -27,6 +31,8 @@ def gallery_adapters(patterns: list[str] | tuple[str, ...] = ()) -> list[Adapter
     out = []
     skipped: list[Target] = []
     for target in trained_targets(patterns):
+        if not remote and _is_remote(target):
+            continue
         missing = _missing_weights(target)
         if missing:
             print(f"zoo: gallery: skipping {target.label}: {missing}", file=sys.stderr)
@@ -37,10 +43,17 @@ def gallery_adapters(patterns: list[str] | tuple[str, ...] = ()) -> list[Adapter
             skipped.append(target)      # no demo for its task, or its input is unusable
     if not out:
         what = f" matching {' '.join(patterns)}" if patterns else ""
-        raise UsageError(f"no demo-able trained models{what}; see 'zoo list --pretrained'"
+        raise UsageError(f"no demo-able trained models{what}"
+                         + ("" if remote else " with weights on this machine (add --remote "
+                            "for those that download)")
+                         + "; see 'zoo list --pretrained'"
                          + (f" (skipped, no demo for their task: "
                             f"{', '.join(t.label for t in skipped)})" if skipped else ""))
     return out
+
+
+def _is_remote(target: Target) -> bool:
+    return target.spec.pretrained[target.tag].source.partition(":")[0] not in ("package", "file")
 
 
 def _missing_weights(target: Target) -> str | None:

@@ -37,17 +37,22 @@ def digit_image(row: int, style: str):
     return img, int(d.target[row])
 
 
-def shapes_image(size: tuple[int, int] = (320, 240)):
-    """Three filled shapes on a light background, with their boxes (x0, y0, x1, y1)."""
-    from PIL import Image, ImageDraw
+def shapes_image(scale: int = 4):
+    """A circle, a square and a triangle on grey noise, drawn by the detection family's
+    generator (:mod:`zoo.plugins.cnn.shapes`, 64 px) and scaled up ``scale`` times.
 
-    img = Image.new("RGB", size, (235, 235, 225))
-    draw = ImageDraw.Draw(img)
-    boxes = [(30, 40, 110, 120), (150, 90, 230, 200), (240, 20, 300, 80)]
-    draw.rectangle(boxes[0], fill=(200, 40, 40))
-    draw.ellipse(boxes[1], fill=(40, 90, 200))
-    draw.rectangle(boxes[2], fill=(40, 160, 60))
-    return img, boxes
+    Returns ``(PIL image, boxes xyxy in its pixels, class names)``.
+    """
+    import numpy as np
+    from PIL import Image
+
+    from zoo.plugins.cnn.shapes import CLASSES, render_shapes
+
+    img, boxes, labels = render_shapes(np.random.default_rng(4), 64, min_objects=3,
+                                       max_objects=3)
+    big = Image.fromarray(img).resize((64 * scale, 64 * scale), Image.NEAREST)
+    return (big, [[round(v * scale) for v in b] for b in boxes.tolist()],
+            [CLASSES[i] for i in labels.tolist()])
 
 
 EDGES = """# Two five-node communities joined by one edge (0-based node ids, one edge a line)

@@ -57,8 +57,7 @@ def _gradio_version() -> str:
 
 def front_matter(target: Target, *, models: list[str]) -> str:
     """The README's YAML header Spaces read (sdk, sdk_version, app_file, licence...)."""
-    title = target.spec.name + (f".{target.tag}" if target.tag and target.directory is None
-                                else "")
+    title = _title(target)
     desc = (target.spec.description or f"{target.task} demo")[:60]
     lines = [
         "---",
@@ -81,6 +80,11 @@ def front_matter(target: Target, *, models: list[str]) -> str:
         "---",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _title(target: Target) -> str:
+    tag = target.tag if target.tag and target.tag != "saved" else None
+    return target.spec.name + (f".{tag}" if tag else "")
 
 
 def _requirements(target: Target) -> str:
@@ -109,7 +113,7 @@ def _requirements(target: Target) -> str:
 def _readme(target: Target, *, models: list[str], weights: str) -> str:
     spec = target.spec
     pre = spec.pretrained.get(target.tag) if target.tag else None
-    body = [f"# {target.label}", "", spec.description or "", ""]
+    body = [f"# {_title(target)}", "", spec.description or "", ""]
     if spec.paper:
         body.append(f"Paper: {spec.paper}" + (f" <{spec.paper_url}>" if spec.paper_url else ""))
     if pre is not None and pre.metrics:
@@ -161,7 +165,7 @@ def export_space(name_or_dir: str | os.PathLike[str] | Target, out: str | os.Pat
                           + src[len("hf-hub:"):].split("@")[0].split("/", 2)[1]]
             weights = f"copied into {MODEL_DIR}/ (model.safetensors + config.json)"
         (tmp / "app.py").write_text(APP_TEMPLATE.format(
-            label=target.label, zoo_version=__version__, model_expr=model_expr))
+            label=_title(target), zoo_version=__version__, model_expr=model_expr))
         (tmp / "requirements.txt").write_text(_requirements(target))
         (tmp / "README.md").write_text(_readme(target, models=models, weights=weights))
         if dest.exists():

@@ -32,8 +32,15 @@ class Target:
 
     @property
     def task(self) -> str:
-        """The demo task (the catalog's ``demo``, else the model's task)."""
-        return self.spec.demo_task
+        """The demo task (the catalog's ``demo``, else the model's task).
+
+        An encoder whose tag carries class labels (``minilm.sentiment``) is a classifier:
+        its demo is text classification, not similarity.
+        """
+        task = self.spec.demo_task
+        if task == "feature-extraction" and self.labels:
+            return "text-classification"
+        return task
 
     @property
     def labels(self) -> tuple[str, ...] | None:
@@ -139,7 +146,9 @@ def _from_directory(d: Path) -> Target:
                          builder=config["builder"], kwargs=freeze(config.get("kwargs") or {}),
                          input=inp, license=config.get("license"),
                          pretrained=FrozenDict({tag: pre}), plugin=config.get("plugin"))
-    return Target(label=str(d), spec=spec, tag=tag, directory=d)
+    # the model's own name reads better in titles (an exported Space's path means nothing)
+    label = f"{name}.{config['tag']}" if config.get("name") and config.get("tag") else str(d)
+    return Target(label=label, spec=spec, tag=tag, directory=d)
 
 
 def trained_targets(patterns: list[str] | tuple[str, ...] = ()) -> list[Target]:

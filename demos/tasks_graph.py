@@ -251,7 +251,7 @@ def draw_graph(edge_index, names: list[str], classes: list[str]):
     if len(nodes) <= 60:
         nx.draw_networkx_labels(g, pos, {i: names[i] for i in nodes}, ax=ax, font_size=7)
     for k in kinds:
-        ax.scatter([], [], color=colour[k], label=f"class {k}")
+        ax.scatter([], [], color=colour[k], label=str(k))
     ax.legend(loc="best", fontsize=8, frameon=False)
     ax.set_axis_off()
     if n > MAX_DRAWN_NODES:

@@ -208,6 +208,9 @@ class Translation(_TextAdapter):
         return [gr.Textbox(lines=3, label="translation")]
 
     def examples(self):
+        pre = self.target.spec.pretrained.get(self.target.tag) if self.target.tag else None
+        if pre is not None and "date" in (pre.dataset or ""):
+            return [["March 3, 2021"], ["3rd of July 1999"], ["12/25/2049"]]
         return [["the cat sat on the mat"], ["a small model for a small machine"]]
 
     def run(self, model, text):

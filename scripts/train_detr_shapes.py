@@ -37,8 +37,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     args = ap.parse_args(argv)
 
     from zoo.plugins.cnn.shapes import CLASSES, make_shapes
-    from zoo.plugins.transformer.detr import (compact_detr, evaluate, preprocess, set_loss,
-                                              to_detr_targets)
+    from zoo.plugins.transformer.detr import (
+        compact_detr,
+        evaluate,
+        preprocess,
+        set_loss,
+        to_detr_targets,
+    )
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(1)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import math
 import os
 import time
@@ -93,8 +94,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     from torch.nn.functional import cross_entropy
 
     from zoo.loaders import resolve_package_path
-    from zoo.plugins.transformer.minilm import (PACKAGE_DIR, load_encoder_state, minilm,
-                                                save_adapter)
+    from zoo.plugins.transformer.minilm import PACKAGE_DIR, load_encoder_state, minilm, save_adapter
     from zoo.weights import read_state_dict, sha256_of
 
     torch.manual_seed(args.seed)
@@ -179,6 +179,16 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     save_adapter(peft_model, args.out, base="package:" + base,
                  base_sha256=sha256_of(base_path),
                  extra={"labels": list(LABELS), "max_length": str(args.max_length)})
+    record = {"model": "minilm.sentiment", "script": "scripts/train_minilm_sentiment.py",
+              "base": "package:" + base, "train_size": len(tr_x), "eval_size": len(te_x),
+              "epochs": args.epochs, "max_length": args.max_length, "seed": args.seed,
+              "lora": {"r": args.r, "lora_alpha": args.alpha}, "labels": list(LABELS),
+              "metrics": {"accuracy": round(metrics["accuracy"], 4),
+                          "macro_f1": round(metrics["macro_f1"], 4),
+                          f"accuracy-first{TEST_SUBSET}": round(sub["accuracy"], 4),
+                          f"macro_f1-first{TEST_SUBSET}": round(sub["macro_f1"], 4)},
+              "sha256": sha256_of(args.out)}
+    args.out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e3:.0f} kB, sha256 "
           f"{sha256_of(args.out)}); update [models.minilm.pretrained.sentiment] in "
           "registry.toml: sha256, metrics")

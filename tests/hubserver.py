@@ -14,7 +14,12 @@
 * with ``certfile``/``keyfile`` it speaks https; :func:`self_signed_cert` makes a pair with
   the openssl command, and ``SSL_CERT_FILE=cert`` makes Python clients trust it.
 
-Extending it (publishing tests): ``server.add_route("POST", r"^/api/repos/create$", fn)``
+The write side (create_repo, preupload, commit, branches, whoami, Spaces) is
+``hub_api.WritableHub``, a subclass: it overrides :meth:`HubServer.snapshot`, which maps
+``(repo, revision, repo type)`` to a folder and commit hash for the read routes above
+(which also answer under ``/api/spaces/...`` and ``/spaces/ORG/REPO/resolve/...``).
+
+Extending it: ``server.add_route("POST", r"^/api/repos/create$", fn)``
 where ``fn(server, request)`` returns ``(status, headers, body)``; routes added later win.
 ``server.fail(503, times=1, path=r"resolve")`` makes the next matching request(s) fail.
 Every request is logged in ``server.requests`` as ``(method, path)``.
@@ -83,14 +88,14 @@ class HubServer:
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         repo = r"(?P<repo>[^/]+/[^/]+)"
-        self.add_route("GET", rf"^/api/models/{repo}(?:/revision/(?P<rev>[^/]+))?$",
+        kind = r"(?P<type>model|space|dataset)s"
+        self.add_route("GET", rf"^/api/{kind}/{repo}(?:/revision/(?P<rev>[^/]+))?$",
                        HubServer._model_info)
-        self.add_route("GET", rf"^/api/models/{repo}/tree/(?P<rev>[^/]+)(?:/(?P<sub>.*))?$",
+        self.add_route("GET", rf"^/api/{kind}/{repo}/tree/(?P<rev>[^/]+)(?:/(?P<sub>.*))?$",
                        HubServer._tree)
-        self.add_route("GET", rf"^/{repo}/resolve/(?P<rev>[^/]+)/(?P<file>.+)$",
-                       HubServer._resolve)
-        self.add_route("HEAD", rf"^/{repo}/resolve/(?P<rev>[^/]+)/(?P<file>.+)$",
-                       HubServer._resolve)
+        resolve = rf"^/(?:(?P<type>space|dataset)s/)?{repo}/resolve/(?P<rev>[^/]+)/(?P<file>.+)$"
+        self.add_route("GET", resolve, HubServer._resolve)
+        self.add_route("HEAD", resolve, HubServer._resolve)
 
     # -- life cycle --------------------------------------------------------------------
 
@@ -174,24 +179,49 @@ class HubServer:
             return _error(404, "RevisionNotFound", f"Invalid rev id: {rev}")
         return commit
 
-    def _model_info(self, req: Request) -> Response:
-        repo, rev = req.match["repo"], req.match["rev"]
-        commit = self._check_repo(repo, rev and urllib.parse.unquote(rev))
+    def snapshot(self, req: Request, repo: str, rev: str | None,
+                 repo_type: str = "model") -> Response | tuple[Path, str]:
+        """``(folder holding the files, commit hash)`` of ``repo`` at ``rev``, or an error.
+
+        Here a repo is the folder ``root/ORG/REPO`` at revision ``main`` (models only);
+        subclasses (tests/hub_api.py) serve repos that clients wrote, with branches.
+        """
+        if repo_type != "model":
+            return _error(404, "RepoNotFound", f"Repository {repo} not found")
+        commit = self._check_repo(repo, rev)
         if not isinstance(commit, str):
             return commit
-        siblings = [{"rfilename": f} for f in self.repo_files(repo)]
+        return self.repo_dir(repo), commit
+
+    @staticmethod
+    def _files_in(d: Path) -> list[str]:
+        return sorted(p.relative_to(d).as_posix() for p in d.rglob("*")
+                      if p.is_file() and not p.name.startswith("."))
+
+    def _located(self, req: Request) -> Response | tuple[Path, str]:
+        rev = req.match["rev"]
+        return self.snapshot(req, req.match["repo"], rev and urllib.parse.unquote(rev),
+                             req.match["type"] or "model")
+
+    def _model_info(self, req: Request) -> Response:
+        found = self._located(req)
+        if is_response(found):
+            return found
+        d, commit = found
+        repo = req.match["repo"]
+        siblings = [{"rfilename": f} for f in self._files_in(d)]
         info = {"_id": repo, "id": repo, "modelId": repo, "sha": commit, "private": False,
                 "disabled": False, "gated": False, "tags": [], "siblings": siblings}
         return _json(info)
 
     def _tree(self, req: Request) -> Response:
-        repo, rev, sub = req.match["repo"], req.match["rev"], (req.match["sub"] or "")
-        commit = self._check_repo(repo, urllib.parse.unquote(rev))
-        if not isinstance(commit, str):
-            return commit
-        d = self.repo_dir(repo)
+        found = self._located(req)
+        if is_response(found):
+            return found
+        d, _commit = found
+        sub = req.match["sub"] or ""
         out = []
-        for rel in self.repo_files(repo):
+        for rel in self._files_in(d):
             if sub and not rel.startswith(sub.rstrip("/") + "/"):
                 continue
             p = d / rel
@@ -201,11 +231,12 @@ class HubServer:
         return _json(out)
 
     def _resolve(self, req: Request) -> Response:
-        repo, rev, rel = req.match["repo"], req.match["rev"], req.match["file"]
-        commit = self._check_repo(repo, urllib.parse.unquote(rev))
-        if not isinstance(commit, str):
-            return commit
-        p = self.repo_dir(repo) / rel
+        found = self._located(req)
+        if is_response(found):
+            return found
+        d, commit = found
+        rel, rev = req.match["file"], req.match["rev"]
+        p = d / rel
         if not p.is_file():
             return _error(404, "EntryNotFound", f"{rel} does not exist on {rev}")
         status, headers, body = _file_response(p, req)
@@ -237,6 +268,11 @@ class HubServer:
         if req.method in ("GET", "HEAD"):
             return self._static(req)
         return 405, {"Content-Type": "text/plain"}, b"method not allowed\n"
+
+
+def is_response(x: Any) -> bool:
+    """True for a ``(status, headers, body)`` answer (route helpers return it on errors)."""
+    return isinstance(x, tuple) and len(x) == 3 and isinstance(x[0], int)
 
 
 def self_signed_cert(directory: str | Path, host: str = "127.0.0.1") -> tuple[Path, Path]:

@@ -167,12 +167,14 @@ def test_digit_image_is_classified_as_its_digit(served, digit):
 def test_detection_finds_boxes_on_a_shapes_image(served):
     from zoo.demos.make_examples import shapes_image
 
-    img, truth = shapes_image()
+    _img, truth, names = shapes_image()
     (annotated, table) = call(served, "object-detection",
                               handle_file(str(EXAMPLES_DIR / "shapes.png")), 0.3)
     rows = table["data"]
     assert rows, "no boxes on the shapes image"
     assert len(annotated["annotations"]) == len(rows)
+    assert all(f"{r[0]} {r[1]:.2f}" in [a["label"] for a in annotated["annotations"]]
+               for r in rows)
 
     def iou(a, b):
         ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
@@ -180,12 +182,16 @@ def test_detection_finds_boxes_on_a_shapes_image(served):
         inter = ix * iy
         return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
-    boxes = [r[2:6] for r in rows]
-    matched = [max(iou(t, b) for b in boxes) for t in truth]
-    assert sum(m > 0.5 for m in matched) >= 2, (rows, truth)
+    best = [max(rows, key=lambda r: iou(t, r[2:6])) for t in truth]
+    found = [iou(t, r[2:6]) > 0.5 for t, r in zip(truth, best, strict=True)]
+    assert sum(found) >= 2, (rows, truth)
+    if trained(served, "object-detection"):
+        right = [r[0] == name for r, name, f in zip(best, names, found, strict=True) if f]
+        assert sum(right) >= 2, (rows, names)
     # a threshold above every score hides every box
-    (_, none) = call(served, "object-detection", handle_file(str(EXAMPLES_DIR / "shapes.png")), 1.0)
-    assert none["data"] == [] or all(r[1] >= 1.0 for r in none["data"])
+    (_, none) = call(served, "object-detection", handle_file(str(EXAMPLES_DIR / "shapes.png")),
+                     1.0)
+    assert all(r[1] >= 1.0 for r in none["data"])
 
 
 def test_text_classification_reads_sentiment(served):
@@ -198,7 +204,7 @@ def test_text_classification_reads_sentiment(served):
         assert "pos" in pos["label"].lower(), pos
         assert "neg" in neg["label"].lower(), neg
     else:
-        assert len(pos["confidences"]) == 2      # random lstm: two classes, shape only
+        assert len(pos["confidences"]) == 2      # random lstm: two classes, the form only
 
 
 def test_text_generation_continues_the_prompt(served):
@@ -210,10 +216,13 @@ def test_text_generation_continues_the_prompt(served):
 
 
 def test_translation_returns_text(served):
+    adapter = served[1]["translation"]
+    if adapter.target.label == "transformer.dates":
+        assert call(served, "translation", "March 3, 2021") == "2021-03-03"
+        assert call(served, "translation", "3rd of July 1999") == "1999-07-03"
+        return
     out = call(served, "translation", "the cat sat on the mat")
-    assert isinstance(out, str)
-    if trained(served, "translation"):
-        assert out.strip()
+    assert isinstance(out, str)        # a random-weights stand-in: the form only
 
 
 def test_generated_image_has_the_declared_size(served):

@@ -50,6 +50,22 @@ def _images(root, classes=("circle", "square", "triangle"), per_class=40, seed=0
     return root
 
 
+def _parity_folder(root, n=160):
+    """Digits as PNG files sorted into 'even' and 'odd' folders: a new task whose classes a
+    digit backbone's features separate."""
+    from PIL import Image
+
+    from zoo.finetune.data import _digits
+
+    x, y, _ = _digits()
+    for i in range(n):
+        j = 1000 + i
+        cls = "odd" if y[j] % 2 else "even"
+        (root / cls).mkdir(parents=True, exist_ok=True)
+        Image.fromarray((x[j, 0].numpy() * 255).astype("uint8")).save(root / cls / f"{j}.png")
+    return root
+
+
 # -- full fine-tuning and what a user keeps ------------------------------------------------------
 
 def test_full_finetune_learns_digits_and_writes_a_model_dir_zoo_get_rebuilds(base):
@@ -77,19 +93,12 @@ def test_full_finetune_learns_digits_and_writes_a_model_dir_zoo_get_rebuilds(bas
         assert torch.equal(rebuilt(x), result.model(x))
 
 
-def test_cli_finetune_reports_metrics_as_json(tmp_path):
-    from conftest import run_zoo
-
-    out = tmp_path / "cli"
-    proc = run_zoo("finetune", "gcn", "--data", "karate", "--out", str(out), "--epochs", "30",
-                   "--lr", "0.05", "--batch-size", "64", "--json",
-                   env={"OMP_NUM_THREADS": "1"})
-    assert proc.returncode == 0, proc.stderr
-    summary = json.loads(proc.stdout)
+def test_gcn_learns_karate_club_communities(tmp_path):
+    result = _ft("gcn", "karate", out=tmp_path / "gcn", epochs=30, lr=0.05, batch_size=64)
     # 4 communities, 13 training nodes: a GCN on one-hot ids beats chance (0.25) by far.
-    assert summary["accuracy"] > 0.6
-    assert "epoch 30" in proc.stderr  # the per-epoch progress line goes to stderr
-    assert (out / "config.json").is_file()
+    assert result.metrics["accuracy"] > 0.6, result.history
+    assert json.loads((tmp_path / "gcn" / "config.json").read_text())["labels"][0] == \
+        "community 0"
 
 
 # -- freeze ---------------------------------------------------------------------------------------
@@ -118,31 +127,31 @@ def test_freeze_by_name_pattern(base, tmp_path):
     assert "fc.weight" not in frozen
 
 
-# -- feature extraction -----------------------------------------------------------------------------
+# -- feature extraction ---------------------------------------------------------------------
 
 def test_feature_extract_trains_a_new_head_on_a_frozen_backbone(base, tmp_path):
     import zoo
 
     out, _ = base
     before = zoo.get(str(out)).state_dict()
-    folder = _images(tmp_path / "shapes")
+    folder = _parity_folder(tmp_path / "parity")
     timings = {}
     for cache in (True, False):
         import time
 
         t0 = time.perf_counter()
         result = _ft(str(out), str(folder), out=tmp_path / f"fe{cache}", epochs=8,
-                     technique="feature-extract", num_classes=3, lr=1e-2, batch_size=16,
+                     technique="feature-extract", num_classes=2, lr=1e-2, batch_size=16,
                      cache_features=cache)
         timings[cache] = time.perf_counter() - t0
         after = result.model.state_dict()
         for key in before:
             if not key.startswith("fc."):
                 assert torch.equal(before[key], after[key]), key
-        assert after["fc.weight"].shape == (3, 84)
-        assert result.trainable_params == 84 * 3 + 3
-        # A digit backbone still separates circles, squares and triangles above chance.
-        assert result.metrics["accuracy"] > 0.5, result.history
+        assert after["fc.weight"].shape == (2, 84)
+        assert result.trainable_params == 84 * 2 + 2
+        # Digit features make parity (even/odd) separable by a linear head.
+        assert result.metrics["accuracy"] > 0.8, result.history
         if cache:
             cached_acc = result.metrics["accuracy"]
         else:
@@ -211,7 +220,7 @@ def test_text_csv_with_label_column_trains_an_lstm(tmp_path):
     assert [labels[i] for i in pred] == ["pos", "neg"]
 
 
-# -- LoRA --------------------------------------------------------------------------------------------
+# -- LoRA -------------------------------------------------------------------------------------
 
 def test_lora_saves_adapter_and_merged_weights_that_agree(base, tmp_path):
     import zoo
@@ -243,10 +252,11 @@ def test_lora_saves_adapter_and_merged_weights_that_agree(base, tmp_path):
 
 def test_distilled_student_beats_the_same_student_without_teacher(base, tmp_path):
     out, _ = base
-    common = dict(epochs=12, limit=60, lr=3e-3, batch_size=16, seed=0)
+    # 60 labelled digits; 25 epochs of 4 steps. Measured: alone 0.837, distilled 0.897.
+    common = dict(epochs=25, limit=60, lr=3e-3, batch_size=16, seed=0)
     alone = _ft("lenet5", "digits", out=tmp_path / "alone", **common)
     taught = _ft("lenet5", "digits", out=tmp_path / "kd", technique="distill",
-                 teacher=str(out), temperature=4.0, alpha=0.7, **common)
+                 teacher=str(out), temperature=4.0, alpha=0.9, **common)
     print(f"student alone {alone.metrics['accuracy']:.3f}, "
           f"distilled {taught.metrics['accuracy']:.3f}")
     assert taught.metrics["accuracy"] > alone.metrics["accuracy"] + 0.03
@@ -267,7 +277,7 @@ def test_distill_loss_is_kl_times_t_squared_plus_cross_entropy():
     assert distill_loss(t, t, y, alpha=1.0) == pytest.approx(0.0, abs=1e-5)
 
 
-# -- learning rates and regularisation ---------------------------------------------------------------
+# -- learning rates and regularisation -----------------------------------------------------
 
 def test_layer_decay_and_group_lrs_go_into_the_optimizer_param_groups():
     from zoo.finetune.optim import make_optimizer, param_groups
@@ -316,7 +326,7 @@ def test_warmup_then_linear_decay_schedule():
         sched.step()
     assert lrs[0] == pytest.approx(0.5) and lrs[1] == pytest.approx(1.0)
     assert all(a > b for a, b in zip(lrs[1:], lrs[2:], strict=False))
-    assert lrs[-1] == pytest.approx(1 / 8)
+    assert lrs[-1] == pytest.approx(1 / 9)
 
 
 def test_label_smoothing_makes_the_model_less_confident(tmp_path):
@@ -356,3 +366,46 @@ def test_early_stopping_stops_and_keeps_the_best_epoch(tmp_path):
     assert len(result.history) == 3
     metrics = json.loads((tmp_path / "es" / "metrics.json").read_text())
     assert metrics["stopped_early"] is True and metrics["best_epoch"] == 1
+
+
+# -- SFT ---------------------------------------------------------------------------------------------
+
+PAIRS = {"sky": "blue", "grass": "green", "snow": "white", "coal": "black", "blood": "red",
+         "sun": "yellow", "leaf": "green", "milk": "white", "night": "black", "rose": "red",
+         "sea": "blue", "lemon": "yellow"}
+
+
+def test_sft_learns_responses_with_the_loss_masked_to_them(tmp_path):
+    from zoo.finetune.sft import IGNORE, encode_pairs
+
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"colour of {k}? ", "response": v}) + "\n"
+                            for k, v in PAIRS.items()))
+    result = _ft("gpt_tiny", str(data), val_data=str(data), out=tmp_path / "sft",
+                 technique="sft", epochs=40, lr=3e-3, batch_size=12)
+    model, tok = result.model.eval(), result.model.tokenizer
+    assert result.metrics["accuracy"] > 0.9, result.history   # response tokens, teacher-forced
+    split = encode_pairs(tok, [f"colour of {k}? " for k in PAIRS], list(PAIRS.values()), 64)
+    prompt_pos = split.y == IGNORE
+    prompt_pos[:, 0] = False           # nothing predicts <bos>
+    prompt_pos &= split.inputs["attention_mask"].bool()
+    with torch.no_grad():
+        logits = model(**split.inputs).logits
+    per_token = torch.nn.functional.cross_entropy(
+        logits[:, :-1].transpose(1, 2), split.inputs["input_ids"][:, 1:], reduction="none")
+    prompt_loss = per_token[prompt_pos[:, 1:]].mean()
+    response_loss = per_token[(split.y != IGNORE)[:, 1:]].mean()
+    # Only responses were trained: they are predicted well, the prompts' text is not.
+    assert response_loss < 0.3 and prompt_loss > 1.5, (float(response_loss), float(prompt_loss))
+    right = 0
+    for k, v in PAIRS.items():
+        ids = torch.tensor([tok.encode(f"colour of {k}? ", bos=True)])
+        for _ in range(len(v)):
+            with torch.no_grad():
+                nxt = model(input_ids=ids).logits[0, -1].argmax()
+            ids = torch.cat([ids, nxt.view(1, 1)], dim=1)
+        right += tok.decode(ids[0, -len(v):].tolist()) == v
+    assert right >= 10
+    import zoo
+
+    assert zoo.get(str(tmp_path / "sft")).tokenizer is not None  # vocabulary travels along

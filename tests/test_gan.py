@@ -17,6 +17,7 @@ from torch import nn
 
 import zoo
 import zoo.api
+import zoo.build
 from zoo.build import merged_kwargs, summarize
 from zoo.errors import UsageError
 from zoo.plugins.gan.biggan import biggan
@@ -166,6 +167,19 @@ def test_stylegan_truncation_zero_gives_the_mean_w_image():
         half = model(z1, truncation=0.5)
         # psi=0.5 lands between the mean image and the untruncated one
         assert (half - a).abs().mean() < (free[0] - a).abs().mean()
+
+
+def test_stylegan_w_avg_and_const_noise_survive_save_and_reload(tmp_path):
+    torch.manual_seed(0)
+    model = zoo.get("stylegan", image_size=8, width=16)
+    model.update_w_avg(n=256)
+    saved = zoo.build.save(model, tmp_path / "m", spec=zoo.api.spec("stylegan")[0],
+                           kwargs={**dict(zoo.api.spec("stylegan")[0].kwargs), "image_size": 8,
+                                   "width": 16})
+    again = zoo.get(str(saved))
+    z = torch.randn(2, 128)
+    with torch.no_grad():
+        torch.testing.assert_close(again(z, truncation=0.7), model.eval()(z, truncation=0.7))
 
 
 def test_biggan_class_changes_output_and_truncation_shrinks_z():

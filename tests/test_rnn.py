@@ -22,6 +22,7 @@ from zoo.plugins.rnn.text import (
     RecurrentTagger,
     classify_text,
     sequence_tagger,
+    tag_tokens,
     text_classifier,
 )
 from zoo.plugins.rnn.tokenizer import WordTokenizer, tokenize
@@ -173,6 +174,16 @@ def test_tagger_labels_every_token():
     assert model(ids, lens).shape == (3, 11, 5)
 
 
+def test_tag_tokens_gives_one_label_per_token(tmp_path):
+    WordTokenizer(["<pad>", "<unk>", "new", "york", "is", "big"]).save(tmp_path / "v.json")
+    spec = zoo.api.spec("bilstm_tagger")[0]
+    model = sequence_tagger(vocab=tmp_path / "v.json", embed_dim=4, hidden_size=4, num_tags=3)
+    out = tag_tokens(model, spec, None, "New York is BIG, really")
+    assert [t for t, _, _ in out] == ["new", "york", "is", "big", ",", "really"]
+    assert all(lbl in {"0", "1", "2"} and 1 / 3 <= p <= 1 for _, lbl, p in out)
+    assert tag_tokens(model, spec, None, "") == []
+
+
 def test_bad_kwargs_are_build_errors():
     with pytest.raises(BuildError, match="cell must be one of"):
         text_classifier(cell="transformer")
@@ -270,6 +281,16 @@ def test_classify_text_survives_empty_and_huge_text():
         classify_text(zoo.get("lstm"), zoo.api.spec("lstm")[0], None, "hi")
 
 
+def test_predict_dispatches_to_the_text_predictor(monkeypatch):
+    from zoo.predict import TASKS, predict
+
+    # The lead wires these keys into zoo.predict.TASKS; set here so the test runs either way.
+    monkeypatch.setitem(TASKS, ("rnn", "text-classification"),
+                        "zoo.plugins.rnn.text:classify_text")
+    top = predict("gru.sentiment", NEGATIVE, top_k=2)
+    assert len(top) == 2 and top[0][0] == "negative" and top[0][1] > top[1][1]
+
+
 def test_saved_directory_keeps_the_tokenizer(tmp_path):
     spec, tag = zoo.api.spec("lstm.sentiment")
     model = zoo.get("lstm.sentiment")
@@ -285,9 +306,12 @@ def test_saved_directory_keeps_the_tokenizer(tmp_path):
 
 def test_training_script_one_epoch_smoke(tmp_path):
     train = _script("train_rnn_sentiment")
-    r = train.main(["--limit", "400", "--epochs", "1", "--out", str(tmp_path), "--name", "smoke",
-                    "--no-baseline", "--vocab-size", "300", "--embed-dim", "8",
-                    "--hidden-size", "8", "--cell", "gru", "--bidirectional"])
+    args = ["--limit", "400", "--epochs", "1", "--name", "smoke", "--no-baseline",
+            "--vocab-size", "300", "--embed-dim", "8", "--hidden-size", "8", "--cell", "gru",
+            "--bidirectional"]
+    r = train.main([*args, "--out", str(tmp_path)])
+    again = train.main([*args, "--out", str(tmp_path / "again")])
+    assert again["sha256"] == r["sha256"]  # deterministic: same seed, same bytes
     assert (tmp_path / "smoke.safetensors").is_file() and (tmp_path / "smoke.vocab.json").is_file()
     assert 0.0 <= r["metrics"]["accuracy"] <= 1.0 and r["kwargs"]["vocab_size"] <= 300
     model = text_classifier(vocab=tmp_path / "smoke.vocab.json",

@@ -33,14 +33,14 @@ def space(tmp_path_factory):
 
 
 def test_space_folder_has_app_requirements_readme_and_weights(space):
-    import gradio
+    from importlib.metadata import version
 
     out, model = space
     assert {p.name for p in out.iterdir()} == {"app.py", "requirements.txt", "README.md", "model"}
     assert {p.name for p in (out / "model").iterdir()} == {"config.json", "model.safetensors"}
     meta = read_front_matter(out / "README.md")
     assert meta["sdk"] == "gradio"
-    assert meta["sdk_version"] == gradio.__version__
+    assert meta["sdk_version"] == version("gradio")
     assert meta["app_file"] == "app.py"
     assert meta["python_version"] == f"{sys.version_info.major}.{sys.version_info.minor}"
     assert meta["license"] == "mit"

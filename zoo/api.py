@@ -104,19 +104,14 @@ def _looks_like_dir(text: str) -> bool:
 
 
 def _hub_snapshot(ref: str) -> Path:
-    """Download ``ORG/REPO[@REV]`` through huggingface_hub's cache; return the local folder."""
-    from .errors import WeightsError
+    """Download ``ORG/REPO[@REV]`` through huggingface_hub's cache; return the local folder.
 
-    repo, _, rev = ref.partition("@")
-    try:
-        from huggingface_hub import snapshot_download
+    See :func:`zoo.hub.snapshot`: config.json first, then the weights and bundled files at
+    that commit, each checked; ``HF_HUB_OFFLINE=1`` reads the cache only.
+    """
+    from .hub import snapshot
 
-        return Path(snapshot_download(repo_id=repo, revision=rev or None))
-    except Exception as e:  # huggingface_hub raises many types; all mean "could not fetch"
-        raise WeightsError(
-            f"hf-hub:{ref}: could not download ({_first_line(e)}); "
-            "check the repo name and your network, or set HF_HUB_OFFLINE=1 to use the cache"
-        ) from None
+    return snapshot(ref)
 
 
 def _first_line(e: BaseException) -> str:

@@ -31,6 +31,9 @@ def demo_cmd(
         "--host", help="Address to listen on; 0.0.0.0 serves your network.")] = "127.0.0.1",
     share: Annotated[bool, typer.Option(
         "--share", help="Also open a temporary public gradio.live link.")] = False,
+    remote: Annotated[bool, typer.Option(
+        "--remote", help="With --gallery: also models whose weights download on first use.")
+    ] = False,
 ) -> None:
     """Serve a model's Gradio demo in the browser.
 
@@ -43,7 +46,7 @@ def demo_cmd(
     if gallery:
         from .demos.gallery import gallery_adapters
 
-        adapters = gallery_adapters([name] if name else [])
+        adapters = gallery_adapters([name] if name else [], remote=remote)
         heavy()
         _status(f"Gallery of {len(adapters)} models: "
                 + ", ".join(a.target.label for a in adapters))

@@ -15,6 +15,8 @@ from .errors import UsageError
 #: "module:function"(model, spec, tag, inputs, **options)
 TASKS: dict[str | tuple[str, str], str] = {
     "image-classification": "zoo.predict:classify_image",
+    ("rnn", "text-classification"): "zoo.plugins.rnn.text:classify_text",
+    ("rnn", "token-classification"): "zoo.plugins.rnn.text:tag_tokens",
     ("gnn", "node-classification"): "zoo.plugins.gnn.predict:classify_nodes",
     ("gnn", "graph-classification"): "zoo.plugins.gnn.predict:classify_graph",
 }

@@ -66,7 +66,7 @@ def timm_spec(name: str) -> ModelSpec | None:
     cfg = get_pretrained_cfg(name)    # the default tag's config: local, no network
     inp = _timm_input(cfg.to_dict() if cfg is not None else {})
     pretrained: dict[str, PretrainedSpec] = {}
-    # The arch's own config object is its default tag's (identity tells which tag).
+    # The arch's own config equals its default tag's: that tells which tag is default.
     for tag in _timm_tags().get(name, []):
         full = f"{name}.{tag}"
         if not TAG_RE.match(tag):
@@ -78,7 +78,7 @@ def timm_spec(name: str) -> ModelSpec | None:
         pretrained[tag] = PretrainedSpec(
             tag=tag, source=f"timm:{full}", kwargs=freeze(kwargs),
             input=tag_input if tag_input != inp else None,
-            license=tcfg.get("license"), default=tcfg_obj is not None and tcfg_obj is cfg,
+            license=tcfg.get("license"), default=tcfg_obj is not None and tcfg_obj == cfg,
         )
     cfg_d = cfg.to_dict() if cfg is not None else {}
     return ModelSpec(

@@ -96,7 +96,9 @@ class YOLO(nn.Module):
             keep = scores[b] > threshold
             bx, sc, lb = boxes[b][keep], scores[b][keep], labels[b][keep]
             idx = batched_nms(bx, sc, lb, self.iou_threshold)[: self.max_detections]
-            out.append({"boxes": bx[idx], "scores": sc[idx], "labels": lb[idx]})
+            # Detections are results, not part of a graph to backpropagate through.
+            out.append({"boxes": bx[idx].detach(), "scores": sc[idx].detach(),
+                        "labels": lb[idx]})
         return out
 
     def loss(self, preds: torch.Tensor, targets: list[dict[str, torch.Tensor]]

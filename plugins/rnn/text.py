@@ -1,6 +1,6 @@
 """Recurrent text models: token ids -> embedding -> RNN/LSTM/GRU stack -> head.
 
-Two heads share one encoder: :class:`RecurrentClassifier` (one label per text) and
+Two models share one recurrent base: :class:`RecurrentClassifier` (one label per text) and
 :class:`RecurrentTagger` (one label per token). Padding id is 0; batches are packed with
 their true lengths, so padding never changes a sequence's result (checked in the tests,
 both directions included). A builder given ``vocab=`` loads a :class:`WordTokenizer` and
@@ -17,7 +17,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from zoo.errors import BuildError, UsageError
 
-from .tokenizer import WordTokenizer, resolve_vocab
+from .tokenizer import WordTokenizer, resolve_vocab, tokenize
 
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 POOLING = ("last", "max", "mean")
@@ -186,8 +186,9 @@ def example_input(spec, tag=None) -> tuple[torch.Tensor]:
 def classify_text(model, spec, tag, text: str, *, top_k: int = 3) -> list[tuple[str, float]]:
     """Top-k ``(label, probability)`` for one text with a model that carries a tokenizer.
 
-    Empty text is classified from a single ``<unk>``; long text is cut to the tokenizer's
-    ``max_length`` (at most :data:`MAX_TOKENS`) before it is tokenized in full.
+    Empty text is classified from a single ``<unk>``; long text keeps its first
+    ``max_length`` tokens (at most :data:`MAX_TOKENS`), and only its first 20 characters
+    per token are ever tokenized, so a 100 kB paste costs what a tweet does.
 
     Raises:
         UsageError: ``text`` is not a string, or the model has no tokenizer.
@@ -209,3 +210,32 @@ def classify_text(model, spec, tag, text: str, *, top_k: int = 3) -> list[tuple[
     values, idx = probs.topk(k)
     return [((labels[i] if labels else str(i)), float(v))
             for v, i in zip(values.tolist(), idx.tolist(), strict=True)]
+
+
+def tag_tokens(model, spec, tag, text: str) -> list[tuple[str, str, float]]:
+    """``(token, label, probability)`` for every token of ``text`` with a tagger that
+    carries a tokenizer; labels are the tag's ``labels`` (tag ids without them).
+
+    Raises:
+        UsageError: ``text`` is not a string, or the model has no tokenizer.
+    """
+    tok = getattr(model, "tokenizer", None)
+    if tok is None:
+        raise UsageError(f"{spec.name}: the model has no tokenizer; pass vocab=PATH to the "
+                         "builder or build a trained tag")
+    if not isinstance(text, str):
+        raise UsageError(f"expected text (str), got {type(text).__name__}")
+    n = min(tok.max_length, MAX_TOKENS)
+    tokens = tokenize(text[: n * 20])[:n]   # the words as written (normalised), not <unk>
+    ids = [tok.index.get(t, tok.unk_id) for t in tokens]
+    if not ids:
+        return []
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode():
+        probs = torch.softmax(model(torch.tensor([ids]), torch.tensor([len(ids)])), dim=-1)[0]
+    model.train(was_training)
+    labels = spec.pretrained[tag].labels if tag else None
+    best, idx = probs.max(dim=-1)
+    return [(token, labels[i] if labels else str(i), float(p))
+            for token, i, p in zip(tokens, idx.tolist(), best.tolist(), strict=True)]

@@ -185,9 +185,11 @@ class Seq2SeqTransformer(nn.Module):
         self.transformer = nn.Transformer(
             d_model=d_model, nhead=nhead, num_encoder_layers=num_encoder_layers,
             num_decoder_layers=num_decoder_layers, dim_feedforward=dim_feedforward,
-            dropout=dropout, batch_first=True)
-        # nested tensors (an eval-only fast path) would make batched and one-by-one decoding
-        # differ in the last bits, so beam=1 could drift from greedy
+            dropout=dropout, batch_first=True, activation=_relu)
+        # No fused inference fast path (nested tensors, native encoder layer): it hides the
+        # encoder's FLOPs from FlopCounterMode and makes batched and one-by-one decoding
+        # differ in the last bits, so beam=1 could drift from greedy. ``_relu`` (not F.relu)
+        # is what opts the layers out.
         self.transformer.encoder.enable_nested_tensor = False
         self.transformer.encoder.use_nested_tensor = False
         out_vocab = vocab_size if self.shared else tgt_vocab_size
@@ -300,6 +302,10 @@ class Seq2SeqTransformer(nn.Module):
                 break
         pool = finished or alive
         return _strip(_best(pool, alpha)[0][1:], self.eos_id, self.pad_id)
+
+
+def _relu(x: torch.Tensor) -> torch.Tensor:
+    return torch.relu(x)
 
 
 def _norm(score: float, length: int, alpha: float) -> float:

@@ -99,7 +99,19 @@ def load_model(ref: str | os.PathLike[str]) -> Loaded:
                   tag is not None, text)
 
 
-def _rebuild(loaded: Loaded, kwargs: dict[str, Any], *, keep_weights: bool, head: str | None):
+def _accepts(spec, name: str) -> bool:
+    import inspect
+
+    from zoo.build import builder_of
+
+    try:
+        return name in inspect.signature(builder_of(spec)).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _rebuild(loaded: Loaded, kwargs: dict[str, Any], *, keep_weights: bool, head: str | None,
+             allow_new: str | None = None):
     """Build the architecture with new ``kwargs``; copy every weight that still fits
     (all but the head's when the class count changed)."""
     from zoo.build import builder_of
@@ -107,10 +119,13 @@ def _rebuild(loaded: Loaded, kwargs: dict[str, Any], *, keep_weights: bool, head
     new = builder_of(loaded.spec)(**kwargs)
     if keep_weights:
         own = new.state_dict()
-        state = {k: v for k, v in loaded.model.state_dict().items()
-                 if k in own and own[k].shape == v.shape}
+        old = loaded.model.state_dict()
+        prefix = _nesting_prefix(list(old), list(own))
+        state = {prefix + k: v for k, v in old.items()
+                 if prefix + k in own and own[prefix + k].shape == v.shape}
         missing = [k for k in own if k not in state]
-        stray = [k for k in missing if head is None or not (k == head or k.startswith(head + "."))]
+        fresh = [h for h in (head, allow_new) if h]
+        stray = [k for k in missing if not any(k.startswith(h + ".") for h in fresh)]
         if stray:
             raise UsageError(f"model '{loaded.spec.name}': changing {sorted(kwargs)} also "
                              f"changes {stray[0]} (not the head '{head}'); cannot keep weights")
@@ -119,6 +134,27 @@ def _rebuild(loaded: Loaded, kwargs: dict[str, Any], *, keep_weights: bool, head
     if tok is not None and getattr(new, "tokenizer", None) is None:
         new.tokenizer = tok
     return new
+
+
+def _nesting_prefix(old: list[str], own: list[str]) -> str:
+    """``""`` when names match; else the prefix under which the new model nests the old one
+    (an encoder built alone, then inside a classifier as ``bert.``)."""
+    if not old or old[0] in own:
+        return ""
+    for k in own:
+        if k.endswith("." + old[0]):
+            prefix = k[: -len(old[0])]
+            if sum(prefix + o in own for o in old) >= 0.9 * len(old):
+                return prefix
+    return ""
+
+
+def _head_of(model, hooks: dict) -> str | None:
+    """The hooks' head, else a top-level module with a conventional head name."""
+    if hooks.get("head"):
+        return str(hooks["head"])
+    names = dict(model.named_children())
+    return next((n for n in ("classifier", "head", "fc") if n in names), None)
 
 
 def _fit_head(loaded: Loaded, hooks: dict, n_data: int, num_classes: int | None,
@@ -130,6 +166,12 @@ def _fit_head(loaded: Loaded, hooks: dict, n_data: int, num_classes: int | None,
     head = hooks.get("head")
     current = loaded.kwargs.get(key) if key else (
         out_features(get_module(loaded.model, head)) if head else None)
+    if current is None and key is None and _accepts(loaded.spec, "num_classes"):
+        # An encoder without a head (minilm.sentence): build its classifier variant with
+        # the encoder's weights inside.
+        kwargs = {**loaded.kwargs, "num_classes": n_data}
+        return _rebuild(loaded, kwargs, keep_weights=loaded.trained, head=None,
+                        allow_new="classifier"), kwargs, True
     if num_classes is not None and num_classes != n_data:
         raise UsageError(f"--num-classes {num_classes} but the data has {n_data} classes "
                          f"({', '.join(data_labels)}); give --num-classes {n_data}")
@@ -288,10 +330,6 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
         raise UsageError(f"unknown technique '{technique}'"
                          + (f"; did you mean '{close[0]}'?" if close else "")
                          + f" Known: {', '.join(TECHNIQUES)}")
-    if technique == "sft":
-        from .sft import finetune_sft
-
-        return finetune_sft(**{k: v for k, v in args.items() if k != "technique"})
     if technique == "distill" and teacher is None:
         raise UsageError("--technique distill needs --teacher MODEL (NAME.TAG or DIR)")
     if epochs < 1 or batch_size < 1:
@@ -299,6 +337,10 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
     out = Path(out)
     if nproc > 1 and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return _spawn(args, nproc, out)
+    if technique == "sft":
+        from .sft import finetune_sft
+
+        return finetune_sft(**{k: v for k, v in args.items() if k != "technique"})
     import torch
 
     from zoo.api import finetune_hooks
@@ -353,7 +395,9 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
                 else 1e-3
         if dropout is not None:
             set_dropout(net, dropout)
-        head = hooks.get("head")
+        head = _head_of(net, hooks)
+        if head and not hooks.get("head"):
+            hooks = {**hooks, "head": head}
         info: dict[str, Any] = {"technique": technique}
         train_model, kind, task_for_train = net, task.kind, task
         teacher_model = None

@@ -102,7 +102,7 @@ def forward(model, kind: str, inputs: dict[str, torch.Tensor],
     if kind == "ids":
         inputs = _trim(inputs)
         return logits_of(model(inputs["ids"], inputs["lengths"]))
-    if kind == "text":
+    if kind in ("text", "lm"):
         return logits_of(model(**_trim(inputs)))
     if kind == "node":
         return logits_of(model(graph["x"], graph["edge_index"]))[inputs["node"]]
@@ -129,6 +129,16 @@ def evaluate(model, data: TaskData, split: Split, *, kind: str | None = None,
     was = model.training
     model.eval()
     kind = kind or data.kind
+    if kind == "lm":
+        from .sft import lm_metrics
+
+        total = correct = count = 0
+        for i in range(0, len(split), batch_size):
+            part = split.take(range(i, min(i + batch_size, len(split))))
+            loss, ok, n = lm_metrics(forward(model, kind, part.inputs), part.y)
+            total, correct, count = total + loss, correct + ok, count + n
+        model.train(was)
+        return {"loss": total / max(count, 1), "accuracy": correct / max(count, 1)}
     preds, losses = [], 0.0
     for i in range(0, len(split), batch_size):
         part = split.take(range(i, min(i + batch_size, len(split))))
@@ -164,6 +174,10 @@ def _batch_loss(model, data: TaskData, kind: str, batch: Split, cfg: TrainConfig
     if len(batch) == 0:  # a process with no sample this step still joins the all_reduce
         return sum(p.sum() * 0.0 for p in model.parameters() if p.requires_grad)
     logits = forward(model, kind, batch.inputs, data.graph)
+    if kind == "lm":
+        from .sft import lm_loss_sum
+
+        return lm_loss_sum(logits, batch.y)
     if teacher_logits is not None:
         from .distill import distill_loss
 
@@ -270,8 +284,9 @@ def train(model, data: TaskData, cfg: TrainConfig, *, optimizer, scheduler, out:
                                   "samples_per_s": round(seen / max(elapsed, 1e-9), 1)}
         if data.val is not None and len(data.val):
             val = evaluate(model, data, data.val, kind=kind, batch_size=cfg.eval_batch_size)
-            record.update({"val_loss": val["loss"], "accuracy": val["accuracy"],
-                           "macro_f1": val["macro_f1"]})
+            record.update({"val_loss": val["loss"], "accuracy": val["accuracy"]})
+            if "macro_f1" in val:
+                record["macro_f1"] = val["macro_f1"]
         history.append(record)
         value = record.get("val_loss" if cfg.metric == "loss" else cfg.metric)
         if value is not None:

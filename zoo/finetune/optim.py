@@ -120,7 +120,8 @@ def make_schedule(optimizer: torch.optim.Optimizer, total_steps: int, *, warmup:
             return (step + 1) / warm
         if kind == "constant":
             return 1.0
-        progress = (step - warm) / max(1, total - warm)
+        # Strictly below the peak right after warmup and never exactly 0 on a real step.
+        progress = (step - warm + 1) / max(1, total - warm + 1)
         progress = min(max(progress, 0.0), 1.0)
         if kind == "cosine":
             return 0.5 * (1 + math.cos(math.pi * progress))

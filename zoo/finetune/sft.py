@@ -1,0 +1,197 @@
+"""Supervised fine-tuning (SFT) of GPT-family models on prompt/response pairs.
+
+Each example is ``<bos> prompt response <eos>``; the loss is masked to the response (and
+the closing ``<eos>``): prompt positions get label ``-100``, so the model learns to answer,
+not to reproduce the prompts. Data: a ``.jsonl``/``.csv`` file with ``prompt`` and
+``response`` columns. Models: GPT-2 built by :func:`zoo.plugins.transformer.gpt.gpt2` with
+a character/word vocabulary (``model.tokenizer``); a model without one gets a character
+vocabulary learned from the data (saved next to the weights as ``vocab.json``).
+
+The run shares everything else with classification fine-tuning: AdamW with warmup,
+checkpoints, ``resume``, NaN guard, ``nproc``. Validation reports the response-token
+loss and the response-token accuracy (teacher-forced next-token accuracy).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from zoo.errors import UsageError
+
+from .data import Split, TaskData
+
+IGNORE = -100
+
+
+def read_pairs(path: str | os.PathLike[str], prompt_column: str = "prompt",
+               response_column: str = "response") -> tuple[list[str], list[str]]:
+    """Prompts and responses from a ``.jsonl`` or ``.csv`` file."""
+    from .data import _read_table
+
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"{p}: no such file; SFT takes a .jsonl or .csv file with "
+                         f"'{prompt_column}' and '{response_column}' columns")
+    # _read_table reads two named columns; the "label" slot carries the response.
+    return _read_table(p, prompt_column, response_column)
+
+
+def encode_pairs(tok, prompts: list[str], responses: list[str], max_length: int) -> Split:
+    """``input_ids``/``attention_mask`` and labels masked to the response tokens."""
+    rows, labels = [], []
+    for prompt, response in zip(prompts, responses, strict=True):
+        p_ids = tok.encode(prompt, bos=True)
+        r_ids = tok.encode(response, eos=True)
+        ids = (p_ids + r_ids)[:max_length]
+        lab = ([IGNORE] * len(p_ids) + r_ids)[:max_length]
+        if all(v == IGNORE for v in lab):
+            raise UsageError(f"prompt {prompt[:40]!r} fills all {max_length} tokens; the "
+                             "response is cut off. Raise --max-length or shorten prompts")
+        rows.append(ids)
+        labels.append(lab)
+    width = max(len(r) for r in rows)
+    ids_t = torch.full((len(rows), width), tok.pad_id, dtype=torch.long)
+    lab_t = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, (r, lab) in enumerate(zip(rows, labels, strict=True)):
+        ids_t[i, : len(r)] = torch.tensor(r)
+        lab_t[i, : len(lab)] = torch.tensor(lab)
+        mask[i, : len(r)] = 1
+    return Split({"input_ids": ids_t, "attention_mask": mask}, lab_t)
+
+
+def lm_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per-sample mean response-token cross-entropy, summed over the batch."""
+    labels = labels[:, : logits.shape[1]]   # the batch's padding columns were trimmed
+    logits, labels = logits[:, :-1], labels[:, 1:]
+    tok_loss = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE,
+        reduction="none").view(labels.shape)
+    valid = (labels != IGNORE).float()
+    return ((tok_loss * valid).sum(1) / valid.sum(1).clamp(min=1)).sum()
+
+
+@torch.no_grad()
+def lm_metrics(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, int, int]:
+    """``(sum of token losses, correct tokens, tokens)`` over response positions."""
+    labels = labels[:, : logits.shape[1]]
+    logits, labels = logits[:, :-1], labels[:, 1:]
+    valid = labels != IGNORE
+    loss = torch.nn.functional.cross_entropy(logits[valid], labels[valid], reduction="sum")
+    correct = int((logits.argmax(-1)[valid] == labels[valid]).sum())
+    return float(loss), correct, int(valid.sum())
+
+
+def finetune_sft(model, data, *, out, epochs: int = 3, lr: float | None = None,
+                 batch_size: int = 16, seed: int = 0, val_data=None,
+                 val_fraction: float = 0.1, limit: int | None = None, max_length: int = 128,
+                 text_column: str = "prompt", label_column: str = "response",
+                 weight_decay: float = 0.01, warmup: float = 0.1, schedule: str = "linear",
+                 optimizer: str = "adamw", clip_grad: float | None = 1.0,
+                 resume: bool = False, overwrite: bool = False, progress: bool = True,
+                 on_step=None, device: str = "cpu", **_ignored: Any):
+    """SFT entry point behind ``finetune(..., technique="sft")`` (same outputs)."""
+    from zoo.api import finetune_hooks
+
+    from . import report
+    from .api import Result, _init_distributed, _save_model, load_model
+    from .loop import CHECKPOINT, TrainConfig, train
+    from .optim import DEFAULT_NO_DECAY, make_optimizer, make_schedule, param_groups
+    from .techniques import count_params
+
+    out = Path(out)
+    if text_column == "text":
+        text_column = "prompt"
+    if label_column == "label":
+        label_column = "response"
+    dist, started = _init_distributed(device)
+    try:
+        if (out / CHECKPOINT).exists() and not (resume or overwrite):
+            raise UsageError(f"{out}: holds a checkpoint of an earlier run; pass --resume to "
+                             "continue it, or choose another --out")
+        out.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(seed)
+        loaded = load_model(model)
+        if not hasattr(loaded.model, "generate") or loaded.spec.task != "text-generation":
+            raise UsageError(f"SFT needs a GPT-family text-generation model; "
+                             f"'{loaded.ref}' is {loaded.spec.task}")
+        prompts, responses = read_pairs(data, text_column, label_column)
+        tok = getattr(loaded.model, "tokenizer", None)
+        kwargs = dict(loaded.kwargs)
+        if tok is None or not hasattr(tok, "encode") or not hasattr(tok, "bos_id"):
+            from zoo.plugins.transformer.seq2seq import Tokenizer, save_vocab
+
+            tok = Tokenizer.from_texts(prompts + responses, level="char")
+            vocab = save_vocab(out / "vocab.json", tok).resolve()
+            kwargs = {k: v for k, v in kwargs.items()
+                      if k not in ("vocab_size", "pad_token_id", "bos_token_id",
+                                   "eos_token_id")}
+            kwargs["vocab"] = str(vocab)
+            from zoo.build import builder_of
+
+            torch.manual_seed(seed)
+            loaded.model = builder_of(loaded.spec)(**kwargs)
+        net = loaded.model
+        n = len(prompts)
+        if val_data is not None:
+            vp, vr = read_pairs(val_data, text_column, label_column)
+            tr_idx = list(range(n))
+        else:
+            perm = torch.randperm(n, generator=torch.Generator().manual_seed(0)).tolist()
+            k = max(1, int(round(n * val_fraction))) if n > 1 else 0
+            val_idx, tr_idx = sorted(perm[:k]), sorted(perm[k:])
+            vp, vr = [prompts[i] for i in val_idx], [responses[i] for i in val_idx]
+        if limit is not None:
+            tr_idx = tr_idx[:limit]
+        train_split = encode_pairs(tok, [prompts[i] for i in tr_idx],
+                                   [responses[i] for i in tr_idx], max_length)
+        val_split = encode_pairs(tok, vp, vr, max_length) if vp else None
+        task = TaskData("lm", train_split, val_split, [], name=os.fspath(data)).to(device)
+        net.to(device)
+        hooks = finetune_hooks(loaded.spec)
+        lr = lr if lr is not None else 1e-3
+        groups = param_groups(net, lr=lr, weight_decay=weight_decay,
+                              no_decay=list(hooks.get("no_decay") or DEFAULT_NO_DECAY))
+        opt = make_optimizer(groups, optimizer, lr=lr)
+        sched = make_schedule(opt, epochs * math.ceil(len(train_split) / batch_size),
+                              warmup=warmup, kind=schedule)
+        cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                          metric="loss", clip_grad=clip_grad)
+        fingerprint = {"model": os.fspath(model), "data": os.fspath(data), "technique": "sft",
+                       "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
+                       "world": dist.world, "limit": limit}
+        bar = report.Progress(enabled=progress and dist.main)
+        try:
+            run = train(net, task, cfg, optimizer=opt, scheduler=sched, out=out,
+                        resume=resume, fingerprint=fingerprint, dist=dist, progress=bar,
+                        on_step=on_step)
+        finally:
+            bar.close()
+        history = run["history"]
+        final = {k: history[-1][k] for k in ("accuracy", "val_loss") if k in history[-1]}
+        trainable, total = count_params(net)
+        if dist.main:
+            net.to("cpu")
+            info = {"trainable_params": trainable, "total_params": total,
+                    "trainable_percent": 100.0 * trainable / max(total, 1),
+                    "world_size": dist.world, "loss_masked_to": "response"}
+            _save_model(net, out, spec=loaded.spec, tag=loaded.tag, kwargs=kwargs, extra={
+                "metrics": final, "technique": "sft", "base_model": os.fspath(model),
+                "dataset": task.name, "finetune": info})
+            report.write_metrics(out, {"model": os.fspath(model), "data": task.name,
+                                       "train_samples": len(train_split), "final": final,
+                                       "epochs": history, "technique": "sft", **info,
+                                       "config": run["config"]})
+            report.plot_curves(out, history, f"{loaded.spec.name} SFT on {task.name}")
+        return Result(out, final, history, trainable, total, model=net,
+                      extra={"technique": "sft"})
+    finally:
+        if started:
+            import torch.distributed as tdist
+
+            tdist.destroy_process_group()

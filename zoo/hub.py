@@ -1,0 +1,299 @@
+"""The Hugging Face Hub, both ways: download a published zoo model, upload a folder.
+
+Everything goes through huggingface_hub, imported inside the functions. The endpoint
+(``HF_ENDPOINT``), cache (``HF_HUB_CACHE``/``HF_HOME``), offline switch (``HF_HUB_OFFLINE``,
+``ZOO_OFFLINE``) and token (``HF_TOKEN``, else the ``hf auth login`` token) are read at
+each call, not when huggingface_hub was imported, and passed explicitly.
+
+Errors a user can meet become one line (:class:`HubError` or
+:class:`~zoo.errors.UsageError`); the token is scrubbed from every message.
+
+A published repo (see :mod:`zoo.publish`) holds ``config.json`` (as written by
+:func:`zoo.build.save`), ``model.safetensors``, and under ``files/`` the files its builder
+arguments point at (vocabularies, tokenizers). ``config["files"]`` maps each such builder
+argument to its repo-relative path, ``config["assets"]`` maps every such file to its
+sha256. :func:`snapshot` downloads exactly those files, checks them, and returns a folder
+that :func:`zoo.build.load_dir` rebuilds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageError, WeightsError, ZooError
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+VIEW_CONFIG = "config.json"
+
+
+class HubError(ZooError):
+    """The Hub refused or could not be reached; nothing past the failing step happened."""
+
+
+# -- settings read now -------------------------------------------------------------------
+
+def endpoint() -> str:
+    """The Hub's base URL: ``HF_ENDPOINT`` now, else huggingface.co (no trailing slash)."""
+    return (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+
+
+def get_token() -> str | None:
+    """``HF_TOKEN`` (or ``HUGGING_FACE_HUB_TOKEN``) now, else the ``hf auth login`` token."""
+    env = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
+    if env and env.strip():
+        return env.strip()
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        return None
+    home = os.environ.get("HF_HOME")
+    path = Path(os.environ.get("HF_TOKEN_PATH") or (Path(home) / "token" if home else
+                                                    constants.HF_TOKEN_PATH)).expanduser()
+    try:
+        token = path.read_text().strip()
+    except OSError:
+        return None
+    return token or None
+
+
+def check_repo_id(repo: str, what: str = "--repo") -> str:
+    """``ORG/NAME`` or a UsageError saying what a repo id looks like."""
+    if not REPO_RE.match(repo or "") or ".." in repo or repo.endswith((".git", ".")):
+        raise UsageError(f"{what} '{repo}' is not a Hub repo id; write ORG/NAME "
+                         "(letters, digits, '-', '_', '.')")
+    return repo
+
+
+def scrub(text: str, token: str | None) -> str:
+    """``text`` with the token (and anything that looks like an HF token) masked."""
+    if token:
+        text = text.replace(token, "hf_***")
+    return re.sub(r"\bhf_[A-Za-z0-9]{8,}\b", "hf_***", text)
+
+
+def _first_line(e: BaseException, token: str | None) -> str:
+    text = str(e).strip()
+    line = text.splitlines()[0] if text else ""
+    return scrub(f"{type(e).__name__}: {line}" if line else type(e).__name__, token)
+
+
+# -- errors ------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def hub_errors(action: str, *, repo: str, token: str | None,
+               done: str = "nothing was published") -> Iterator[None]:
+    """Turn huggingface_hub/httpx failures inside the block into one zoo error line.
+
+    ``action`` says what was being done ("create the repo"), ``done`` what state that
+    leaves things in, so a failure never reads as success.
+    """
+    from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError
+
+    hub = endpoint()
+    try:
+        with _quiet_hub_logs():
+            yield
+    except ZooError:
+        raise
+    except LocalTokenNotFoundError:
+        raise UsageError(_no_token()) from None
+    except HfHubHTTPError as e:
+        status = e.response.status_code if e.response is not None else None
+        server = ""
+        if e.response is not None:
+            server = (e.response.headers.get("X-Error-Message") or "").strip()
+        server = scrub(server.splitlines()[0], token) if server else ""
+        if status == 401:
+            raise UsageError(f"the Hub ({hub}) refused the Hugging Face token (401) while trying "
+                             f"to {action}; set a valid write token in HF_TOKEN or run "
+                             f"'hf auth login --force'; {done}") from None
+        if status == 403:
+            owner = repo.split("/")[0]
+            raise UsageError(f"not allowed to write to '{repo}' (403 from {hub}): '{owner}' is "
+                             "not you or one of your organisations, or the token is read-only; "
+                             f"publish under your own name or use a write token; {done}"
+                             ) from None
+        why = f" ({server})" if server else ""
+        raise HubError(f"the Hub ({hub}) answered {status} while trying to {action} for "
+                       f"'{repo}'{why}; {done}; run the command again (re-publishing skips "
+                       "files that are already there)") from None
+    except ValueError as e:  # the client refused the answer, or the card's metadata
+        raise HubError(f"could not {action} for '{repo}' ({_first_line(e, token)}); {done}"
+                       ) from None
+    except OSError as e:
+        raise HubError(f"could not {action} for '{repo}': the Hub ({hub}) did not answer "
+                       f"({_first_line(e, token)}); check your network or HF_ENDPOINT; {done}"
+                       ) from None
+    except Exception as e:  # noqa: BLE001 - httpx errors do not share an OSError base
+        if type(e).__module__.startswith(("httpx", "httpcore", "h11", "ssl")):
+            raise HubError(f"could not {action} for '{repo}': the Hub ({hub}) did not answer "
+                           f"({_first_line(e, token)}); check your network or HF_ENDPOINT; "
+                           f"{done}") from None
+        raise
+
+
+def _no_token() -> str:
+    return ("no Hugging Face token: set HF_TOKEN to a write token "
+            "(https://huggingface.co/settings/tokens) or run 'hf auth login'; "
+            "nothing was published")
+
+
+class _quiet_hub_logs:
+    """Silence huggingface_hub's warnings ("No files have been modified..."): we report."""
+
+    def __enter__(self) -> None:
+        import logging
+
+        self.logger = logging.getLogger("huggingface_hub")
+        self.level = self.logger.level
+        self.logger.setLevel(logging.ERROR)
+
+    def __exit__(self, *exc: object) -> None:
+        self.logger.setLevel(self.level)
+
+
+# -- upload ------------------------------------------------------------------------------
+
+def client(token: str | None):
+    """An ``HfApi`` for the endpoint and token given now."""
+    from huggingface_hub import HfApi
+
+    return HfApi(endpoint=endpoint(), token=token if token else False,
+                 library_name="zoo", library_version=_zoo_version())
+
+
+def _zoo_version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def whoami(token: str | None) -> str:
+    """The user name the token belongs to; UsageError if there is none or it is refused."""
+    if not token:
+        raise UsageError(_no_token())
+    with hub_errors("check the token", repo="-", token=token):
+        info = client(token).whoami(token=token)
+    return str(info.get("name") or "?")
+
+
+def upload_folder(folder: Path, repo: str, *, token: str, repo_type: str = "model",
+                  revision: str | None = None, private: bool = False,
+                  space_sdk: str | None = None, message: str,
+                  done: str = "nothing was published") -> dict[str, Any]:
+    """Create the repo (and branch) if needed and push ``folder`` in one commit.
+
+    Files the repo already has with the same content are skipped (huggingface_hub compares
+    the git blob hashes the server reports); if nothing changed, no commit is made.
+
+    Returns:
+        ``{"url", "commit", "changed", "revision"}``.
+    """
+    from huggingface_hub import CommitOperationAdd
+
+    api = client(token)
+    branch = revision or "main"
+    with hub_errors("create the repo", repo=repo, token=token, done=done):
+        url = str(api.create_repo(repo, repo_type=repo_type, private=private, exist_ok=True,
+                                  space_sdk=space_sdk))
+    if branch != "main":
+        with hub_errors(f"create branch '{branch}'", repo=repo, token=token, done=done):
+            api.create_branch(repo, branch=branch, repo_type=repo_type, exist_ok=True)
+    with hub_errors("read the repo", repo=repo, token=token, done=done):
+        before = api.repo_info(repo, repo_type=repo_type, revision=branch).sha
+    ops = [CommitOperationAdd(path_in_repo=p.relative_to(folder).as_posix(), path_or_fileobj=p)
+           for p in sorted(folder.rglob("*")) if p.is_file()]
+    # one create_commit, no retry: a failed commit leaves the repo as it was, and the user
+    # re-runs (upload_folder would silently retry 5xx answers for up to ~25 s)
+    with hub_errors("commit the files", repo=repo, token=token, done=done):
+        info = api.create_commit(repo, operations=ops, commit_message=message,
+                                 repo_type=repo_type, revision=branch)
+    return {"url": url, "commit": info.oid, "changed": info.oid != before, "revision": branch}
+
+
+# -- download ----------------------------------------------------------------------------
+
+def parse_ref(ref: str) -> tuple[str, str | None]:
+    """``"ORG/NAME[@REV]"`` -> ``("ORG/NAME", "REV" or None)``."""
+    text = ref.strip()
+    repo, _, rev = text.partition("@")
+    if "/" in rev:
+        raise UsageError(f"hf-hub:{ref}: a zoo model is a whole repo; write "
+                         "hf-hub:ORG/NAME[@REVISION] (no file part)")
+    if repo.count("/") != 1:
+        raise UsageError(f"hf-hub:{ref}: expected hf-hub:ORG/NAME[@REVISION]"
+                         + ("; a zoo model is a whole repo (no file part)"
+                            if repo.count("/") > 1 else ""))
+    check_repo_id(repo, what=f"hf-hub:{ref}:")
+    return repo, rev or None
+
+
+def snapshot(ref: str) -> Path:
+    """Download ``ORG/NAME[@REV]`` through huggingface_hub's cache; return a model folder.
+
+    Fetches ``config.json`` first and then, at that commit, the weights and the files the
+    config lists, checking each file's sha256 (the weights' own check happens when
+    :func:`zoo.build.load_dir` reads them). With ``HF_HUB_OFFLINE=1`` only the cache is read.
+
+    Raises:
+        WeightsError: not reachable and not cached, no such repo or revision, not a zoo
+            model, or a file that does not match its hash; one line.
+    """
+    from .sources import hub_file
+    from .weights import sha256_of
+
+    repo, rev = parse_ref(ref)
+    what = f"hf-hub:{ref}"
+    cfg_path = hub_file(repo, ["config.json"], rev, what=what)
+    snap = cfg_path.parent
+    commit = snap.name                      # snapshots/<commit>/config.json
+    try:
+        config = json.loads(cfg_path.read_text())
+    except (OSError, ValueError) as e:
+        raise WeightsError(f"{what}: config.json is unreadable ({e}); the repo is damaged"
+                           ) from None
+    if not isinstance(config, dict) or "builder" not in config or "kwargs" not in config:
+        raise WeightsError(f"{what}: not a zoo model (its config.json has no 'builder'); "
+                           "publish it with 'zoo publish', or load its weights through a "
+                           f"catalog entry with source = \"hf-hub:{repo}/FILE\"")
+    weights = str(config.get("weights") or "model.safetensors")
+    hub_file(repo, [weights], commit, what=what)
+    assets = config.get("assets") or {}
+    for rel, sha in assets.items():
+        p = hub_file(repo, [rel], commit, what=what)
+        if sha and sha256_of(p) != sha:
+            raise WeightsError(f"{what}: {rel} does not match the sha256 in config.json "
+                               f"({p}); delete it from the cache and download again")
+    files = config.get("files") or {}
+    if not files:
+        return snap
+    return _view(repo, commit, snap, config)
+
+
+def _view(repo: str, commit: str, snap: Path, config: dict[str, Any]) -> Path:
+    """A folder whose config.json points at the snapshot's files by absolute path.
+
+    Builder arguments name files relative to the repo ("files/vocab.json");
+    :func:`zoo.build.load_dir` passes kwargs through unchanged, so the snapshot's config
+    cannot be used as it is (and must not be edited: it is huggingface_hub's cache).
+    """
+    from .weights import weights_cache_dir
+
+    view = weights_cache_dir() / "hf-hub" / repo.replace("/", "--") / commit
+    cfg = dict(config)
+    cfg["kwargs"] = dict(config["kwargs"])
+    for key, rel in config["files"].items():
+        cfg["kwargs"][key] = str(snap / rel)
+    cfg["weights"] = str(snap / str(config.get("weights") or "model.safetensors"))
+    view.mkdir(parents=True, exist_ok=True)
+    tmp = view / f".{VIEW_CONFIG}.{os.getpid()}"
+    tmp.write_text(json.dumps(cfg, indent=2) + "\n")
+    os.replace(tmp, view / VIEW_CONFIG)
+    return view
