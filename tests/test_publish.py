@@ -197,6 +197,14 @@ def test_space_publish_lands_app_requirements_and_front_matter(hub, tmp_path):
     assert meta["sdk"] == "gradio" and meta["app_file"] == "app.py"
     assert meta["models"] == ["alice/digits"]
     compile(files["app.py"].decode(), "app.py", "exec")
+    # the model went up but the Space did not: the message says exactly that
+    hub.fail(500, method="POST", path=r"^/api/spaces/.*/commit/")
+    with pytest.raises(HubError) as e:
+        publish("lenet5.digits", "alice/digits2", space=True)
+    assert "the model was published (alice/digits2@main, commit " in str(e.value)
+    assert "but the Space was not" in str(e.value) and "\n" not in str(e.value)
+    assert len(hub.commits("alice/digits2")) == 2
+    assert len(hub.commits("alice/digits2", repo_type="space")) == 1
 
 
 # -- failures --------------------------------------------------------------------------------

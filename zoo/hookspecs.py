@@ -78,6 +78,6 @@ def zoo_demo_adapter(task):
     override a built-in one (built-ins are registered ``trylast``).
 
     :param task: the demo task name, e.g. ``"image-classification"``.
-    :return: an adapter object (see :mod:`zoo.demos`), or ``None`` if the task is not this
-        plugin's.
+    :return: an adapter object (the contract is ``zoo.demos.base``), or ``None`` if the
+        task is not this plugin's.
     """

@@ -87,7 +87,7 @@ def _first_line(e: BaseException, token: str | None) -> str:
 # -- errors ------------------------------------------------------------------------------
 
 @contextlib.contextmanager
-def hub_errors(action: str, *, repo: str, token: str | None,
+def hub_errors(action: str, *, repo: str | None, token: str | None,
                done: str = "nothing was published") -> Iterator[None]:
     """Turn huggingface_hub/httpx failures inside the block into one zoo error line.
 
@@ -97,6 +97,7 @@ def hub_errors(action: str, *, repo: str, token: str | None,
     from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError
 
     hub = endpoint()
+    on = f" for '{repo}'" if repo else ""
     try:
         with _quiet_hub_logs():
             yield
@@ -114,26 +115,25 @@ def hub_errors(action: str, *, repo: str, token: str | None,
             raise UsageError(f"the Hub ({hub}) refused the Hugging Face token (401) while trying "
                              f"to {action}; set a valid write token in HF_TOKEN or run "
                              f"'hf auth login --force'; {done}") from None
-        if status == 403:
+        if status == 403 and repo:
             owner = repo.split("/")[0]
             raise UsageError(f"not allowed to write to '{repo}' (403 from {hub}): '{owner}' is "
                              "not you or one of your organisations, or the token is read-only; "
                              f"publish under your own name or use a write token; {done}"
                              ) from None
         why = f" ({server})" if server else ""
-        raise HubError(f"the Hub ({hub}) answered {status} while trying to {action} for "
-                       f"'{repo}'{why}; {done}; run the command again (re-publishing skips "
-                       "files that are already there)") from None
+        raise HubError(f"the Hub ({hub}) answered {status} while trying to {action}{on}{why}; "
+                       f"{done}; run the command again (re-publishing skips files that are "
+                       "already there)") from None
     except ValueError as e:  # the client refused the answer, or the card's metadata
-        raise HubError(f"could not {action} for '{repo}' ({_first_line(e, token)}); {done}"
-                       ) from None
+        raise HubError(f"could not {action}{on} ({_first_line(e, token)}); {done}") from None
     except OSError as e:
-        raise HubError(f"could not {action} for '{repo}': the Hub ({hub}) did not answer "
+        raise HubError(f"could not {action}{on}: the Hub ({hub}) did not answer "
                        f"({_first_line(e, token)}); check your network or HF_ENDPOINT; {done}"
                        ) from None
     except Exception as e:  # noqa: BLE001 - httpx errors do not share an OSError base
         if type(e).__module__.startswith(("httpx", "httpcore", "h11", "ssl")):
-            raise HubError(f"could not {action} for '{repo}': the Hub ({hub}) did not answer "
+            raise HubError(f"could not {action}{on}: the Hub ({hub}) did not answer "
                            f"({_first_line(e, token)}); check your network or HF_ENDPOINT; "
                            f"{done}") from None
         raise
@@ -179,7 +179,7 @@ def whoami(token: str | None) -> str:
     """The user name the token belongs to; UsageError if there is none or it is refused."""
     if not token:
         raise UsageError(_no_token())
-    with hub_errors("check the token", repo="-", token=token):
+    with hub_errors("check the token", repo=None, token=token):
         info = client(token).whoami(token=token)
     return str(info.get("name") or "?")
 

@@ -15,6 +15,13 @@ from .errors import UsageError
 #: "module:function"(model, spec, tag, inputs, **options)
 TASKS: dict[str | tuple[str, str], str] = {
     "image-classification": "zoo.predict:classify_image",
+    ("cnn", "object-detection"): "zoo.plugins.cnn.yolo:detect",
+    ("gan", "image-generation"): "zoo.plugins.gan.sampling:generate",
+    ("gan", "image-to-image"): "zoo.plugins.gan.sampling:translate_image",
+    ("transformer", "text-classification"): "zoo.plugins.transformer.minilm:classify_text",
+    ("transformer", "text-generation"): "zoo.plugins.transformer.gpt:predict_text",
+    ("transformer", "translation"): "zoo.plugins.transformer.seq2seq:predict_translation",
+    ("transformer", "feature-extraction"): "zoo.plugins.transformer.minilm:extract_features",
     ("rnn", "text-classification"): "zoo.plugins.rnn.text:classify_text",
     ("rnn", "token-classification"): "zoo.plugins.rnn.text:tag_tokens",
     ("gnn", "node-classification"): "zoo.plugins.gnn.predict:classify_nodes",

@@ -101,13 +101,13 @@ def publish(model: str | os.PathLike[str], repo: str, *, private: bool = False,
         _check_branch(revision)
     if out is None and dry_run:
         out = Path.cwd() / f"hub-{repo.split('/')[1]}"
-    scratch = None
+    scratch = Path(tempfile.mkdtemp(prefix="zoo-publish-"))
     if out is not None:
         folder = Path(out)
         if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+            shutil.rmtree(scratch, ignore_errors=True)
             raise UsageError(f"{folder}: exists and is not empty; choose a new --out directory")
     else:
-        scratch = Path(tempfile.mkdtemp(prefix="zoo-publish-"))
         folder = scratch / "repo"
     try:
         if not dry_run:
@@ -120,30 +120,27 @@ def publish(model: str | os.PathLike[str], repo: str, *, private: bool = False,
         if dry_run:
             return PublishResult(repo, f"{hub.endpoint()}/{repo}", branch, None, False,
                                  staged.files, folder=folder, card_head=head)
-        what = staged.label
-        msg = message or f"Publish {what} with zoo {staged.config.get('zoo_version', '')}"
+        space_dir = None
+        if space:
+            # exported before anything is pushed: a model without a demo fails here, cleanly
+            space_dir = export_space_folder(model, scratch / "space", repo=repo,
+                                            revision=revision)
+        msg = message or f"Publish {staged.label} with zoo {staged.config.get('zoo_version', '')}"
         pushed = hub.upload_folder(folder, repo, token=token, revision=revision,
                                    private=private, message=msg.strip())
         result = PublishResult(repo, pushed["url"], branch, pushed["commit"], pushed["changed"],
                                staged.files, folder=folder if out is not None else None,
                                card_head=head)
-        if space:
+        if space_dir is not None:
             done = (f"the model was published ({repo}@{branch}, commit {pushed['commit'][:8]}) "
                     "but the Space was not")
-            space_dir = (scratch or Path(tempfile.mkdtemp(prefix="zoo-space-"))) / "space"
-            try:
-                export_space_folder(model, space_dir, repo=repo, revision=revision)
-                sp = hub.upload_folder(space_dir, repo, token=token, repo_type="space",
-                                       private=private, space_sdk="gradio",
-                                       message=f"Gradio demo of {repo}", done=done)
-            finally:
-                if scratch is None:
-                    shutil.rmtree(space_dir.parent, ignore_errors=True)
+            sp = hub.upload_folder(space_dir, repo, token=token, repo_type="space",
+                                   private=private, space_sdk="gradio",
+                                   message=f"Gradio demo of {repo}", done=done)
             result.space_url, result.space_commit = sp["url"], sp["commit"]
         return result
     finally:
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _check_branch(revision: str) -> None:

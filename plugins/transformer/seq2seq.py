@@ -10,6 +10,7 @@ character- or word-level vocabulary that trained models ship as JSON next to the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -185,11 +186,10 @@ class Seq2SeqTransformer(nn.Module):
         self.transformer = nn.Transformer(
             d_model=d_model, nhead=nhead, num_encoder_layers=num_encoder_layers,
             num_decoder_layers=num_decoder_layers, dim_feedforward=dim_feedforward,
-            dropout=dropout, batch_first=True, activation=_relu)
-        # No fused inference fast path (nested tensors, native encoder layer): it hides the
-        # encoder's FLOPs from FlopCounterMode and makes batched and one-by-one decoding
-        # differ in the last bits, so beam=1 could drift from greedy. ``_relu`` (not F.relu)
-        # is what opts the layers out.
+            dropout=dropout, batch_first=True)
+        # No fused inference fast path (nested tensors, native attention kernels): it hides
+        # FLOPs from FlopCounterMode and makes batched and one-by-one decoding differ in the
+        # last bits, so beam=1 could drift from greedy. See also _no_fastpath.
         self.transformer.encoder.enable_nested_tensor = False
         self.transformer.encoder.use_nested_tensor = False
         out_vocab = vocab_size if self.shared else tgt_vocab_size
@@ -222,8 +222,9 @@ class Seq2SeqTransformer(nn.Module):
     def encode(self, src_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Encoder memory ``(batch, src_len, d_model)`` and the source padding mask."""
         src_mask = src_ids == self.pad_id
-        memory = self.transformer.encoder(self._embed(self.src_embed, src_ids),
-                                          src_key_padding_mask=src_mask)
+        with _no_fastpath():
+            memory = self.transformer.encoder(self._embed(self.src_embed, src_ids),
+                                              src_key_padding_mask=src_mask)
         return memory, src_mask
 
     def decode(self, tgt_ids: torch.Tensor, memory: torch.Tensor,
@@ -232,10 +233,11 @@ class Seq2SeqTransformer(nn.Module):
         t = tgt_ids.shape[1]
         # boolean like the padding masks: mixing float and bool masks is deprecated in torch
         causal = torch.ones(t, t, dtype=torch.bool, device=tgt_ids.device).triu(1)
-        out = self.transformer.decoder(
-            self._embed(self.tgt_embed, tgt_ids), memory, tgt_mask=causal,
-            tgt_is_causal=True, tgt_key_padding_mask=tgt_ids == self.pad_id,
-            memory_key_padding_mask=src_mask)
+        with _no_fastpath():
+            out = self.transformer.decoder(
+                self._embed(self.tgt_embed, tgt_ids), memory, tgt_mask=causal,
+                tgt_is_causal=True, tgt_key_padding_mask=tgt_ids == self.pad_id,
+                memory_key_padding_mask=src_mask)
         return self.generator(out)
 
     def forward(self, src_ids: torch.Tensor, tgt_ids: torch.Tensor | None = None) -> torch.Tensor:
@@ -304,8 +306,16 @@ class Seq2SeqTransformer(nn.Module):
         return _strip(_best(pool, alpha)[0][1:], self.eos_id, self.pad_id)
 
 
-def _relu(x: torch.Tensor) -> torch.Tensor:
-    return torch.relu(x)
+@contextlib.contextmanager
+def _no_fastpath():
+    """Run torch's attention layers on their plain (counted, batch-independent) path."""
+    mha = torch.backends.mha
+    prev = mha.get_fastpath_enabled()
+    mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        mha.set_fastpath_enabled(prev)
 
 
 def _norm(score: float, length: int, alpha: float) -> float:
