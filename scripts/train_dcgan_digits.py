@@ -20,8 +20,10 @@ KWARGS = {"latent_dim": 32, "image_size": 16, "channels": 1, "width": 32}
 
 def main(argv: list[str] | None = None) -> dict:
     """Train, evaluate and save ``dcgan.digits``; return the figures (also printed)."""
+    # 40 epochs: 100 epochs let the discriminator win (d loss 0.2) and scored no better
+    # (fd 1.04, confidence 0.50 against 1.00 and 0.48).
     return run_digits_script(argv, name="dcgan-digits", catalog="dcgan", builder=dcgan,
-                             kwargs=KWARGS, epochs=60, description=__doc__.splitlines()[0])
+                             kwargs=KWARGS, epochs=40, description=__doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

@@ -101,6 +101,36 @@ def test_gcn_learns_karate_club_communities(tmp_path):
         "community 0"
 
 
+def test_lora_on_gcn_uses_target_parameters_and_merges_to_a_plain_model(tmp_path):
+    import zoo
+
+    result = _ft("gcn.karate", "karate", out=tmp_path / "gcnlora", technique="lora",
+                 epochs=20, lr=0.01, batch_size=64)
+    assert result.trainable_params < result.total_params
+    rebuilt = zoo.get(str(tmp_path / "gcnlora"))
+    assert type(rebuilt).__name__ == "GCN"
+    assert not any("lora" in k for k in rebuilt.state_dict())
+    assert result.metrics["accuracy"] > 0.6, result.history
+
+
+def test_builtin_shapes_fit_the_models_input(tmp_path):
+    from zoo.finetune.data import prepare
+    from zoo.plugins.cnn.lenet import lenet5
+
+    s, _ = zoo_spec("lenet5")
+    task = prepare("shapes", lenet5(), s)
+    assert task.labels == ["circle", "square", "triangle"]
+    assert task.train.inputs["x"].shape[1:] == (1, 32, 32)
+    assert len(task.train) + len(task.val) == 600
+    assert set(task.train.y.tolist()) == {0, 1, 2}
+
+
+def zoo_spec(name):
+    import zoo
+
+    return zoo.spec(name)
+
+
 # -- freeze ---------------------------------------------------------------------------------------
 
 def test_freeze_keeps_the_first_layer_groups_bit_identical(base, tmp_path):
@@ -368,7 +398,7 @@ def test_early_stopping_stops_and_keeps_the_best_epoch(tmp_path):
     assert metrics["stopped_early"] is True and metrics["best_epoch"] == 1
 
 
-# -- SFT ---------------------------------------------------------------------------------------------
+# -- SFT --------------------------------------------------------------------------------------
 
 PAIRS = {"sky": "blue", "grass": "green", "snow": "white", "coal": "black", "blood": "red",
          "sun": "yellow", "leaf": "green", "milk": "white", "night": "black", "rose": "red",

@@ -113,7 +113,3 @@ def _hub_snapshot(ref: str) -> Path:
 
     return snapshot(ref)
 
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__

@@ -238,7 +238,12 @@ def load_dir(directory: str | os.PathLike[str]):
             raise BuildError(f"{d}: was made by plugin '{config.get('plugin')}'; install it "
                              f"first (pip install {dist})") from None
         raise
-    model = fn(**config["kwargs"])
+    kwargs = dict(config["kwargs"])
+    # Files a published model bundles (vocabularies, tokenizers) are named relative to
+    # the directory, so that the directory can move (Hub cache, --out folders).
+    for key, rel in (config.get("files") or {}).items():
+        kwargs[key] = str(d / rel)
+    model = fn(**kwargs)
     weights = d / config.get("weights", WEIGHTS_FILE)
     state = read_state_dict(weights, sha256=config.get("sha256"))
     apply_state_dict(model, state, origin=str(weights))

@@ -328,9 +328,9 @@ def _input(d: Mapping[str, Any] | None) -> InputSpec | None:
     if not d:
         return None
     return InputSpec(
-        size=tuple(d["size"]), dtype=d.get("dtype", "float32"),
-        mean=tuple(d["mean"]) if "mean" in d else None,
-        std=tuple(d["std"]) if "std" in d else None,
+        size=tuple(d["size"]), dtype=d.get("dtype") or "float32",
+        mean=tuple(d["mean"]) if d.get("mean") is not None else None,
+        std=tuple(d["std"]) if d.get("std") is not None else None,
         interpolation=d.get("interpolation"), invert=d.get("invert"),
     )
 

@@ -346,28 +346,36 @@ def get_cmd(
     Examples: zoo get lenet5   zoo get lenet5.digits --save out/lenet   zoo get out/lenet
     """
     from . import build
-    from .api import _looks_like_dir, get
+    from .api import HUB_PREFIX, _hub_snapshot, _looks_like_dir
 
     heavy()
     _quiet_library_warnings()
     kwargs = _parse_kwargs(kwarg or [])
     reg = _registry()
-    if _looks_like_dir(name) or name.startswith("hf-hub:"):
-        if save is not None:
-            raise UsageError("--save takes a catalog NAME[.TAG]; this model is saved already")
-        model = get(name, **kwargs)
-        cfg = build.read_config(name) if Path(name).is_dir() else {}
+    args = None
+    if name.startswith(HUB_PREFIX) or _looks_like_dir(name):
+        if save is not None or kwargs:
+            raise UsageError(f"{name} is a saved model: it is rebuilt from its config, so "
+                             "--save and --kwarg do not apply")
+        directory = _hub_snapshot(name[len(HUB_PREFIX):]) if name.startswith(HUB_PREFIX) \
+            else Path(name)
+        model = build.load_dir(directory)
+        cfg = build.read_config(directory)
         known = cfg.get("name") in reg
         spec, tag = (reg.spec(cfg["name"]), cfg.get("tag")) if known else (None, None)
-        label = name
+        if spec is None and cfg.get("input"):
+            from .catalog import _input
+
+            args = (build.tensor_for(_input(cfg["input"])),)
+        label, weights = name, f"{name} (saved)"
     else:
         spec, tag = reg.resolve(name)
         model = build.build(spec, tag, **kwargs)
         label = spec.name + (f".{tag}" if tag else "")
-    summary = build.summarize(model, spec, tag) if spec is not None else build.summarize(model)
+        weights = spec.pretrained[tag].source if tag else "random"
+    summary = build.summarize(model, spec, tag, args=args)
     summary["name"] = label
-    summary["weights"] = spec.pretrained[tag].source if spec is not None and tag else (
-        "saved" if spec is None or label != (spec.name + (f'.{tag}' if tag else '')) else "random")
+    summary["weights"] = weights
     if save is not None:
         out = build.save(model, save, spec=spec, tag=tag,
                          kwargs=build.merged_kwargs(spec, tag, kwargs))

@@ -30,7 +30,6 @@ from .errors import UsageError, WeightsError, ZooError
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
-VIEW_CONFIG = "config.json"
 
 
 class HubError(ZooError):
@@ -271,29 +270,6 @@ def snapshot(ref: str) -> Path:
         if sha and sha256_of(p) != sha:
             raise WeightsError(f"{what}: {rel} does not match the sha256 in config.json "
                                f"({p}); delete it from the cache and download again")
-    files = config.get("files") or {}
-    if not files:
-        return snap
-    return _view(repo, commit, snap, config)
+    return snap
 
 
-def _view(repo: str, commit: str, snap: Path, config: dict[str, Any]) -> Path:
-    """A folder whose config.json points at the snapshot's files by absolute path.
-
-    Builder arguments name files relative to the repo ("files/vocab.json");
-    :func:`zoo.build.load_dir` passes kwargs through unchanged, so the snapshot's config
-    cannot be used as it is (and must not be edited: it is huggingface_hub's cache).
-    """
-    from .weights import weights_cache_dir
-
-    view = weights_cache_dir() / "hf-hub" / repo.replace("/", "--") / commit
-    cfg = dict(config)
-    cfg["kwargs"] = dict(config["kwargs"])
-    for key, rel in config["files"].items():
-        cfg["kwargs"][key] = str(snap / rel)
-    cfg["weights"] = str(snap / str(config.get("weights") or "model.safetensors"))
-    view.mkdir(parents=True, exist_ok=True)
-    tmp = view / f".{VIEW_CONFIG}.{os.getpid()}"
-    tmp.write_text(json.dumps(cfg, indent=2) + "\n")
-    os.replace(tmp, view / VIEW_CONFIG)
-    return view

@@ -89,7 +89,7 @@ class Tokenizer:
     def batch(self, texts: list[str], *, bos: bool = False, eos: bool = False) -> torch.Tensor:
         """A ``(batch, longest)`` int64 tensor of encoded texts, right-padded with ``<pad>``."""
         seqs = [self.encode(t, bos=bos, eos=eos) for t in texts]
-        out = torch.full((len(seqs), max(1, *map(len, seqs))), self.pad_id, dtype=torch.long)
+        out = torch.full((len(seqs), max([1, *map(len, seqs)])), self.pad_id, dtype=torch.long)
         for i, s in enumerate(seqs):
             out[i, :len(s)] = torch.tensor(s, dtype=torch.long)
         return out

@@ -30,7 +30,11 @@ def apply_lora(model: nn.Module, hooks: dict[str, Any], *, head: str | None, r: 
     target_modules = list(targets or hooks.get("lora_targets") or [])
     target_parameters = list(hooks.get("target_parameters") or []) if not targets else []
     if head:
-        target_modules = [t for t in target_modules if t != head]
+        # The head trains in full (modules_to_save); an adapter inside it as well would
+        # survive merge_and_unload as stray lora_A/lora_B weights.
+        target_modules = [t for t in target_modules
+                          if t != head and not t.startswith(head + ".")]
+        target_parameters = [t for t in target_parameters if not t.startswith(head + ".")]
     if not target_modules and not target_parameters:
         raise UsageError("the model declares no LoRA targets (finetune.lora_targets or "
                          "target_parameters); use --technique full/freeze, or name modules "
