@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from zoo.plugins.gan.cyclegan import cyclegan
-from zoo.plugins.gan.sampling import translate_grid
+from zoo.plugins.gan.sampling import tile
 from zoo.plugins.gan.training import cyclegan_optimizers, cyclegan_step, digits, edges
 from zoo.weights import save_weights, sha256_of
 
@@ -46,10 +46,21 @@ def translation_l1(model, a: torch.Tensor) -> dict[str, float]:
     return {k: round(v, 4) for k, v in out.items()}
 
 
+@torch.no_grad()
+def comparison_grid(model, a: torch.Tensor):
+    """Rows of (digit, G_AB(digit), true outline, G_BA(true outline)) as a uint8 RGB grid."""
+    was = model.training
+    model.eval()
+    b = edges(a)
+    rows = torch.stack([a, model.G_AB(a), b, model.G_BA(b)], dim=1).flatten(0, 1)
+    model.train(was)
+    return tile(rows, nrow=4, scale=3)
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Train, evaluate and save the digits <-> outlines CycleGAN; return the figures."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--epochs", type=int, default=16)
     ap.add_argument("--subset", type=int, default=0, help="train on the first N digits only")
     ap.add_argument("--out", type=Path, default=ROOT / "zoo" / "trained")
     ap.add_argument("--image", type=Path, default=ROOT / "docs" / "images" / f"{NAME}.png")
@@ -90,7 +101,7 @@ def main(argv: list[str] | None = None) -> dict:
     from PIL import Image
 
     args.image.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(translate_grid(model, x_test[:8], scale=3)).save(args.image)
+    Image.fromarray(comparison_grid(model, x_test[:8])).save(args.image)
     result = {"trained": trained, "random_init": random_init, "untranslated": untranslated,
               "weights": str(weights), "bytes": weights.stat().st_size,
               "sha256": sha256_of(weights), "image": str(args.image),

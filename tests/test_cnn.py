@@ -270,13 +270,11 @@ def test_yolo_detect_returns_boxes_in_the_uploaded_images_pixels(tmp_path):
     from PIL import Image
 
     from zoo.plugins.cnn.shapes import CLASSES, make_shapes
-    from zoo.plugins.cnn.yolo import detect
 
     images, targets = make_shapes(1, seed=99, min_objects=1, max_objects=1)
     path = tmp_path / "shape.png"
     Image.fromarray(images[0].permute(1, 2, 0).numpy()).resize((256, 256)).save(path)
-    spec, tag = resolve("yolo.shapes")
-    found = detect(zoo.get("yolo.shapes"), spec, tag, str(path))
+    found = zoo.predict("yolo.shapes", str(path))        # zoo.plugins.cnn.yolo:detect
     assert found and found[0]["label"] == CLASSES[int(targets[0]["labels"][0])]
     from torchvision.ops import box_iou
 

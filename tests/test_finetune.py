@@ -223,7 +223,8 @@ def test_data_errors_are_one_clear_line(tmp_path):
         _ft("lenet5", "digits", out=tmp_path / "o6", technique="lorra")
 
 
-def test_text_csv_with_label_column_trains_an_lstm(tmp_path):
+def _reviews_csv(tmp_path):
+    """240 short synthetic reviews; one sentiment word decides the label."""
     import random
 
     rng = random.Random(0)
@@ -237,6 +238,11 @@ def test_text_csv_with_label_column_trains_an_lstm(tmp_path):
         rows.append(f"{' '.join(words)},{'pos' if i % 2 else 'neg'}")
     path = tmp_path / "reviews.csv"
     path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_text_csv_with_label_column_trains_an_lstm(tmp_path):
+    path = _reviews_csv(tmp_path)
     result = _ft("lstm", str(path), out=tmp_path / "lstm", text_column="review", epochs=6,
                  lr=1e-2, batch_size=16)
     assert result.metrics["accuracy"] > 0.9, result.history
@@ -276,6 +282,27 @@ def test_lora_saves_adapter_and_merged_weights_that_agree(base, tmp_path):
     with torch.no_grad():
         assert torch.allclose(with_adapter(x), merged(x), atol=1e-4)
     assert result.metrics["accuracy"] > 0.85
+
+
+def test_lora_on_bert_attention_trains_under_one_percent_of_the_weights(tmp_path):
+    import zoo
+
+    path = _reviews_csv(tmp_path)
+    out = tmp_path / "bert"
+    result = _ft("bert_mini", str(path), out=out, technique="lora", text_column="review",
+                 epochs=3, lr=5e-3, batch_size=16, max_length=16)
+    assert result.trainable_percent < 1.0
+    # Measured 0.83 (from 0.5 at random): adapters on query/key/value and the new head.
+    assert result.metrics["accuracy"] > 0.7, result.history
+    assert result.history[-1]["val_loss"] < result.history[0]["val_loss"]
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()
+    merged = zoo.get(str(out))          # rebuilt with its tokenizer (BERT uncased vocab)
+    enc = merged.tokenizer(["the film was superb", "a dreadful day"], return_tensors="pt",
+                           padding=True)
+    with torch.no_grad():
+        got = merged(**enc).logits
+        want = result.model.eval()(**enc).logits
+    assert torch.allclose(got, want, atol=1e-4)
 
 
 # -- distillation ----------------------------------------------------------------------------------

@@ -244,7 +244,7 @@ def test_shipped_cyclegan_translates_digits_to_outlines():
     assert got["l1_ab"] == pytest.approx(stated["l1_ab"], abs=0.01)
     assert got["l1_ba"] == pytest.approx(stated["l1_ba"], abs=0.01)
     untranslated = F.l1_loss(x_test, edges(x_test)).item()
-    assert got["l1_ab"] < 0.75 * untranslated and got["l1_ba"] < 0.75 * untranslated
+    assert got["l1_ab"] < 0.5 * untranslated and got["l1_ba"] < 0.5 * untranslated
 
 
 def test_judge_ranks_real_digits_above_noise():

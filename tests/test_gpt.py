@@ -51,7 +51,7 @@ def test_gpt_builds_match_catalog(name):
         assert model.eval()(input_ids=ids).logits.shape == (2, 8, s.kwargs["vocab_size"])
     if name != "gpt2_medium":                   # its gflops were measured once, offline
         info = summarize(model, s)
-        assert info["gflops"] == pytest.approx(s.gflops, rel=1e-6)
+        assert info["gflops"] == pytest.approx(s.gflops, rel=1e-3)
 
 
 def test_hf_generate_works_on_tiny_config():

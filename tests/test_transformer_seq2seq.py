@@ -65,7 +65,7 @@ def test_base_transformer_matches_catalog_and_paper_size():
         assert model.eval()(src, tgt).shape == (2, 7, 37000)
     info = summarize(model, s)
     assert info["output_shape"] == [1, 32, 37000]
-    assert info["gflops"] == pytest.approx(s.gflops, rel=1e-6)
+    assert info["gflops"] == pytest.approx(s.gflops, rel=1e-3)
 
 
 def test_embeddings_are_scaled_and_positions_sinusoidal():

@@ -100,7 +100,13 @@ def get(name: str | os.PathLike[str], **kwargs: Any):
 
 
 def _looks_like_dir(text: str) -> bool:
-    return os.sep in text or text.startswith(".") or Path(text).is_dir()
+    """A saved-model directory, as opposed to a catalog name (``timm/resnet18`` is a name)."""
+    if Path(text).is_dir():
+        return True
+    prefix, slash, _ = text.partition("/")
+    if slash and (prefix in default_registry().namespaces or text.lower() in default_registry()):
+        return False
+    return os.sep in text or text.startswith(".")
 
 
 def _hub_snapshot(ref: str) -> Path:

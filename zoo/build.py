@@ -139,7 +139,11 @@ def summarize(model: Any, spec: ModelSpec | None = None, tag: str | None = None,
         was_training = getattr(model, "training", False)
         model.eval()
         counter = FlopCounterMode(display=False)
-        with torch.inference_mode(), counter:
+        # The fused CPU attention kernels are invisible to FlopCounterMode; the math
+        # kernel computes the same result and is counted.
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        with torch.inference_mode(), sdpa_kernel(SDPBackend.MATH), counter:
             result = model(*args)
         model.train(was_training)
         out["input_shape"] = _shapes(args[0]) if len(args) == 1 else _shapes(list(args))

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError, WeightsError, ZooError
+from .sources import quiet_hub_logs
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -98,7 +99,7 @@ def hub_errors(action: str, *, repo: str | None, token: str | None,
     hub = endpoint()
     on = f" for '{repo}'" if repo else ""
     try:
-        with _quiet_hub_logs():
+        with quiet_hub_logs():
             yield
     except ZooError:
         raise
@@ -142,20 +143,6 @@ def _no_token() -> str:
     return ("no Hugging Face token: set HF_TOKEN to a write token "
             "(https://huggingface.co/settings/tokens) or run 'hf auth login'; "
             "nothing was published")
-
-
-class _quiet_hub_logs:
-    """Silence huggingface_hub's warnings ("No files have been modified..."): we report."""
-
-    def __enter__(self) -> None:
-        import logging
-
-        self.logger = logging.getLogger("huggingface_hub")
-        self.level = self.logger.level
-        self.logger.setLevel(logging.ERROR)
-
-    def __exit__(self, *exc: object) -> None:
-        self.logger.setLevel(self.level)
 
 
 # -- upload ------------------------------------------------------------------------------

@@ -101,11 +101,15 @@ class Registry:
     def namespaces(self) -> Mapping[str, Namespace]:
         return self._namespaces
 
-    def namespace_specs(self, prefix: str) -> list[ModelSpec]:
-        """Every model of a pass-through namespace (imports its library)."""
+    def namespace_specs(self, prefix: str, patterns: Iterable[str] = ()) -> list[ModelSpec]:
+        """Models of a pass-through namespace (imports its library), optionally only those
+        whose ``PREFIX/NAME`` matches one of the shell patterns."""
         ns = self._namespaces[prefix]
+        pats = [p.lower().split(".")[0] for p in patterns]
         out = []
         for n in ns.call("names"):
+            if pats and not any(fnmatch.fnmatchcase(f"{prefix}/{n}".lower(), p) for p in pats):
+                continue
             s = self._models.get(f"{prefix}/{n}") or ns.call("resolve", n)
             if s is not None:
                 out.append(s)
@@ -250,7 +254,10 @@ class Registry:
         pool = dict(self._models)
         for prefix in self._namespaces:
             if namespaces or any(p.startswith(prefix + "/") for p in pats):
-                for s in self.namespace_specs(prefix):
+                # With --namespaces every pattern may concern the namespace; without it,
+                # only those that name it do.
+                mine = pats if namespaces else [p for p in pats if p.startswith(prefix + "/")]
+                for s in self.namespace_specs(prefix, mine):
                     pool.setdefault(s.name, s)
         out = []
         for spec in pool.values():

@@ -306,7 +306,7 @@ def hub_file(repo: str, filenames: list[str] | tuple[str, ...], revision: str | 
     not_cached = False
     for name in filenames:
         try:
-            with _quiet_hub_logs():
+            with quiet_hub_logs():
                 return Path(hf_hub_download(repo_id=repo, filename=name, revision=revision,
                                             cache_dir=cache, endpoint=endpoint))
         except LocalEntryNotFoundError:
@@ -348,8 +348,9 @@ def _hub_endpoint() -> str:
         return "https://huggingface.co"
 
 
-class _quiet_hub_logs:
-    """Silence huggingface_hub's retry warnings: the caller reports one line instead."""
+class quiet_hub_logs:
+    """Silence huggingface_hub's warnings (retries, "no files modified"): zoo reports one
+    line of its own instead."""
 
     def __enter__(self) -> None:
         import logging

@@ -155,9 +155,13 @@ def torchvision_spec(name: str) -> ModelSpec | None:
                 if isinstance(v, int | float):
                     metrics[f"{dataset.lower()}-{k.replace('@', '')}"] = float(v)
         cats = meta.get("categories")
+        kwargs: dict[str, Any] = {"num_classes": len(cats)} if cats and task != "optical-flow" \
+            else {}
+        if name.startswith("quantized_") and meta.get("backend"):
+            kwargs["quantize"] = True       # int8 weights need the quantized graph
         pretrained[member.name.lower()] = PretrainedSpec(
             tag=member.name.lower(), source=f"torchvision:{type(member).__name__}.{member.name}",
-            kwargs=freeze({"num_classes": len(cats)} if cats and task != "optical-flow" else {}),
+            kwargs=freeze(kwargs),
             metrics=freeze(metrics), default=member is enum.DEFAULT,
         )
         if member is enum.DEFAULT:
