@@ -37,7 +37,7 @@ class Target:
         An encoder whose tag carries class labels (``minilm.sentiment``) is a classifier:
         its demo is text classification, not similarity.
         """
-        task = self.spec.demo_task
+        task = self.spec.demo_task_for(self.tag)
         if task == "feature-extraction" and self.labels:
             return "text-classification"
         return task

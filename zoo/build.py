@@ -100,7 +100,8 @@ def example_input(spec: ModelSpec, tag: str | None = None) -> tuple:
     inp = spec.input_for(tag)
     if inp is None:
         raise UsageError(f"model '{spec.name}' declares no input; cannot run a forward pass")
-    return (tensor_for(inp, high=int(spec.kwargs.get("vocab_size", 100))),)
+    vocab = merged_kwargs(spec, tag, {}).get("vocab_size", 100)
+    return (tensor_for(inp, high=int(vocab)),)
 
 
 def tensor_for(inp: InputSpec, *, batch: int = 1, high: int = 100):

@@ -33,6 +33,7 @@ REQUIRED_MODEL_KEYS = ("family", "task", "builder")
 PRETRAINED_KEYS = {
     "source": str, "sha256": str, "kwargs": dict, "labels": list, "input": dict,
     "dataset": str, "metrics": dict, "license": str, "description": str, "default": bool,
+    "task": str, "demo": str,
 }
 INPUT_KEYS = {"size": list, "dtype": str, "mean": list, "std": list, "interpolation": str,
               "invert": bool}
@@ -344,6 +345,7 @@ def _to_spec(name: str, f: dict[str, Any], plugin: str | None) -> ModelSpec:
             input=_input(p.get("input")), dataset=p.get("dataset"),
             metrics=freeze(p.get("metrics", {})), license=p.get("license"),
             description=p.get("description"), default=p.get("default", False),
+            task=p.get("task"), demo=p.get("demo"),
         )
         for tag, p in f["pretrained"].items()
     }

@@ -177,11 +177,13 @@ def list_cmd(
 
         dotted = [p.lower() for p in pats if "." in p]
         items = [(s, t) for s in specs for t in s.pretrained
-                 if not dotted or any(fnmatch.fnmatchcase(f"{s.name}.{t}", p) for p in dotted)
-                 or any(fnmatch.fnmatchcase(s.name, p.lower()) for p in pats if "." not in p)]
+                 if (not task or s.task_for(t) == task)
+                 and (not dotted or any(fnmatch.fnmatchcase(f"{s.name}.{t}", p) for p in dotted)
+                      or any(fnmatch.fnmatchcase(s.name, p.lower()) for p in pats
+                             if "." not in p))]
         if as_json:
             return _json([{"name": f"{s.name}.{t}", "model": s.name, "tag": t,
-                           "family": s.family, "task": s.task, "params": s.params,
+                           "family": s.family, "task": s.task_for(t), "params": s.params,
                            "dataset": s.pretrained[t].dataset,
                            "metrics": dict(s.pretrained[t].metrics),
                            "source": s.pretrained[t].source} for s, t in items])
@@ -189,7 +191,7 @@ def list_cmd(
             print("No trained models match.", file=sys.stderr)
             return
         _table(["NAME", "FAMILY", "TASK", "PARAMS", "DATASET", "METRICS"],
-               [[f"{s.name}.{t}", s.family, s.task, human_count(s.params),
+               [[f"{s.name}.{t}", s.family, s.task_for(t), human_count(s.params),
                  s.pretrained[t].dataset or "-",
                  ", ".join(f"{k}={v:g}" for k, v in s.pretrained[t].metrics.items()) or "-"]
                 for s, t in items])

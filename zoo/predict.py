@@ -22,6 +22,7 @@ TASKS: dict[str | tuple[str, str], str] = {
     ("transformer", "text-generation"): "zoo.plugins.transformer.gpt:predict_text",
     ("transformer", "translation"): "zoo.plugins.transformer.seq2seq:predict_translation",
     ("transformer", "feature-extraction"): "zoo.plugins.transformer.minilm:extract_features",
+    ("transformer", "object-detection"): "zoo.plugins.transformer.detr:detect",
     ("rnn", "text-classification"): "zoo.plugins.rnn.text:classify_text",
     ("rnn", "token-classification"): "zoo.plugins.rnn.text:tag_tokens",
     ("gnn", "node-classification"): "zoo.plugins.gnn.predict:classify_nodes",
@@ -58,15 +59,16 @@ def predict(name: str, inputs: Any, **options: Any):
     from .build import build, import_object
 
     spec, tag = resolve(name)
-    fn_path = TASKS.get((spec.family, spec.task)) or TASKS.get(spec.task)
+    task = spec.task_for(tag)
+    fn_path = TASKS.get((spec.family, task)) or TASKS.get(task)
     if fn_path is None:
-        raise UsageError(f"no predictor for task '{spec.task}' yet; use zoo.get('{name}') "
+        raise UsageError(f"no predictor for task '{task}' yet; use zoo.get('{name}') "
                          "and call the model")
     key = (spec.name, tag)
     model = _MODELS.get(key)
     if model is None:
         model = _MODELS[key] = build(spec, tag)
-    fn: Callable[..., Any] = import_object(fn_path, what=f"predictor for '{spec.task}'")
+    fn: Callable[..., Any] = import_object(fn_path, what=f"predictor for '{task}'")
     return fn(model, spec, tag, inputs, **options)
 
 

@@ -65,10 +65,14 @@ def parse_count(text: str | int | float | None) -> int | None:
     return int(float(m.group(1)) * scale)
 
 
-def _best_tag(spec: ModelSpec) -> str | None:
-    if not spec.pretrained:
+def _best_tag(spec: ModelSpec, task: str) -> str | None:
+    """The trained model to start from: a tag made for ``task``, else the default tag."""
+    fitting = [t for t in spec.pretrained if spec.task_for(t) == task]
+    if not fitting:
         return None
-    return spec.default_tag or next(iter(spec.pretrained))
+    if spec.default_tag in fitting:
+        return spec.default_tag
+    return fitting[0]
 
 
 def _technique(spec: ModelSpec, pretrained: bool, data_size: int | None, comfortable: int,
@@ -134,7 +138,7 @@ def recommend(task: str, *, data_size: int | None = None, compute: str = "cpu",
             continue
         if params is not None and params > ceiling:
             continue
-        tag = _best_tag(spec)
+        tag = _best_tag(spec, task)
         score = 0.0
         if tag:
             pre = spec.pretrained[tag]

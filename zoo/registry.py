@@ -263,7 +263,8 @@ class Registry:
         for spec in pool.values():
             if family and spec.family != family:
                 continue
-            if task and spec.task != task:
+            if task and spec.task != task and not any(
+                    p.task == task for p in spec.pretrained.values()):
                 continue
             if pretrained and not spec.pretrained:
                 continue

@@ -94,6 +94,9 @@ class PretrainedSpec:
     license: str | None = None                  # overrides the model's licence
     description: str | None = None
     default: bool = False                       # the recommended tag when several exist
+    # what the trained model does, when it differs from the architecture's task
+    task: str | None = None                     # e.g. a classifier head on an encoder
+    demo: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,6 +147,20 @@ class ModelSpec:
             if pre.default:
                 return tag
         return next(iter(self.pretrained)) if len(self.pretrained) == 1 else None
+
+    def task_for(self, tag: str | None) -> str:
+        """The task of the architecture, or of a trained model whose tag declares its own."""
+        if tag and self.pretrained[tag].task:
+            return self.pretrained[tag].task
+        return self.task
+
+    def demo_task_for(self, tag: str | None) -> str:
+        """The demo task of the architecture or of one of its trained models."""
+        if tag:
+            pre = self.pretrained[tag]
+            if pre.demo or pre.task:
+                return pre.demo or pre.task
+        return self.demo_task
 
     def input_for(self, tag: str | None) -> InputSpec | None:
         """Input spec for the architecture or one of its tags."""

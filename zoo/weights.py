@@ -163,6 +163,7 @@ def save_weights(model: Any, path: str | os.PathLike[str]) -> Path:
     p = Path(path)
     tmp = p.with_name(p.name + ".tmp")
     save_model(model, str(tmp))
+    os.chmod(tmp, 0o644)  # safetensors writes 0600; shipped and shared weights must be readable
     os.replace(tmp, p)
     return p
 

@@ -16,6 +16,7 @@ _BERT_BUILDERS = ("zoo.plugins.transformer.minilm:", "zoo.plugins.transformer.hf
 def zoo_register_families(registry):
     registry.add_family(
         "transformer", description="Attention-based models: encoders, decoders, both",
+        example_input="zoo.plugins.transformer.seq2seq:example_input",
         finetune={"no_decay": ["bias", "LayerNorm.weight", "layernorm", "ln_", "norm"]},
     )
 

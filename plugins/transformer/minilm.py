@@ -100,7 +100,6 @@ def package_dir(location: str = PACKAGE_DIR) -> Path:
 
 def load_tokenizer(location: str = PACKAGE_DIR):
     """The tokenizer in a local directory (never the network)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(package_dir(location)), local_files_only=True)

@@ -400,7 +400,7 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
             hooks = {**hooks, "head": head}
         info: dict[str, Any] = {"technique": technique}
         train_model, kind, task_for_train = net, task.kind, task
-        teacher_model = None
+        teacher_model = teacher_task = None
         if technique == "freeze":
             frozen = freeze(net, groups=freeze_groups, layer_groups=hooks.get("layer_groups", ()),
                             patterns=freeze_patterns)
@@ -433,11 +433,23 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
             teacher_model = tl.model.eval()
             for p in teacher_model.parameters():
                 p.requires_grad_(False)
+            teacher_task = task
+            if tl.spec.input_for(tl.tag) != spec.input_for(loaded.tag) or \
+                    tl.spec.family != spec.family:
+                # The teacher sees the same samples in its own input format (size,
+                # normalisation, tokenizer): prepare() is deterministic, so rows align.
+                teacher_task = prepare(data, teacher_model, tl.spec, tl.tag, val_data=val_data,
+                                       val_fraction=val_fraction, limit=limit,
+                                       val_limit=val_limit, max_length=max_length,
+                                       text_column=text_column, label_column=label_column)
+                if not torch.equal(teacher_task.train.y, task.train.y):
+                    raise UsageError(f"teacher '{teacher}' and the student see different "
+                                     "samples; give both the same data")
             with torch.no_grad():
                 from .loop import forward
 
-                probe = forward(teacher_model, task.kind, task.train.take([0]).inputs,
-                                task.graph)
+                probe = forward(teacher_model, teacher_task.kind,
+                                teacher_task.train.take([0]).inputs, teacher_task.graph)
             if probe.shape[-1] != len(task.labels):
                 raise UsageError(f"teacher '{teacher}' has {probe.shape[-1]} classes but the "
                                  f"data has {len(task.labels)}; fine-tune the teacher first")
@@ -471,6 +483,9 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
         try:
             run = train(train_model, task_for_train, cfg, optimizer=opt, scheduler=sched,
                         out=out, kind=kind, teacher=teacher_model, resume=resume,
+                        teacher_kind=teacher_task.kind if teacher_task is not None else None,
+                        teacher_data=teacher_task.to(device) if teacher_task is not None
+                        else None,
                         fingerprint=fingerprint, dist=dist, progress=bar, on_step=on_step)
         finally:
             bar.close()
