@@ -205,8 +205,13 @@ def save(model: Any, directory: str | os.PathLike[str], *, spec: ModelSpec,
             config.update(thaw(extra))
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
         if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+            # An existing zoo model directory may hold more than the model (checkpoints,
+            # metrics, an adapter): replace only the model's own two files.
+            for name in (WEIGHTS_FILE, CONFIG_FILE):
+                os.replace(tmp / name, target / name)
+            shutil.rmtree(tmp)
+        else:
+            os.replace(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

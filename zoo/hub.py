@@ -151,6 +151,9 @@ def client(token: str | None):
     """An ``HfApi`` for the endpoint and token given now."""
     from huggingface_hub import HfApi
 
+    from .sources import sync_hf_settings
+
+    sync_hf_settings()
     return HfApi(endpoint=endpoint(), token=token if token else False,
                  library_name="zoo", library_version=_zoo_version())
 

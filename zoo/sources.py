@@ -233,18 +233,31 @@ def hf_cache_dir() -> Path:
 
 
 def hf_offline() -> bool:
-    """True if the Hub may not be contacted (``ZOO_OFFLINE`` or ``HF_HUB_OFFLINE``)."""
+    """True if the Hub may not be contacted (``ZOO_OFFLINE`` or ``HF_HUB_OFFLINE``), as the
+    environment says now."""
     if offline():
         return True
-    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        if os.environ.get(var, "").strip().lower() in _TRUE:
-            return True
-    try:  # the variable may have been set when huggingface_hub was imported, and unset since
-        from huggingface_hub import constants
+    return any(os.environ.get(var, "").strip().lower() in _TRUE
+               for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
-        return bool(constants.HF_HUB_OFFLINE)
+
+def sync_hf_settings() -> None:
+    """Make huggingface_hub follow ``HF_ENDPOINT`` and ``HF_HUB_OFFLINE`` as they are now.
+
+    huggingface_hub reads both once, at import; a process that imported it before the
+    user (or a test) set them would otherwise keep the old values: requests refused as
+    "offline", or repo URLs parsed against the wrong endpoint. zoo reads the environment
+    at each call, so it writes the current values back into huggingface_hub's constants.
+    """
+    try:
+        from huggingface_hub import constants
     except ImportError:
-        return False
+        return
+    constants.HF_HUB_OFFLINE = hf_offline()
+    ep = (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
+    if ep != constants.ENDPOINT:
+        constants.ENDPOINT = ep
+        constants.HUGGINGFACE_CO_URL_TEMPLATE = ep + "/{repo_id}/resolve/{revision}/{filename}"
 
 
 def parse_hf_hub(ref: str) -> tuple[str, str | None, str]:
@@ -274,6 +287,7 @@ def hub_file(repo: str, filenames: list[str] | tuple[str, ...], revision: str | 
         WeightsError: one line naming the repo, revision, files tried and the cache folder.
     """
     what = what or f"hf-hub:{repo}"
+    sync_hf_settings()
     try:
         from huggingface_hub import hf_hub_download, try_to_load_from_cache
         from huggingface_hub.errors import (
