@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch_geometric.nn.models import GCN
-from zoo.plugins.gnn.datasets import KARATE_LABELS, karate
 
+from zoo.plugins.gnn.datasets import KARATE_LABELS, karate
 from zoo.weights import save_weights, sha256_of
 
 ROOT = Path(__file__).resolve().parents[1]

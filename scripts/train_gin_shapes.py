@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch_geometric.loader import DataLoader
+
 from zoo.plugins.gnn.datasets import SHAPES, SHAPES_DEGREE_BINS, make_shapes
 from zoo.plugins.gnn.models import graph_classifier
-
 from zoo.weights import save_weights, sha256_of
 
 ROOT = Path(__file__).resolve().parents[1]

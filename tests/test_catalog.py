@@ -7,9 +7,9 @@ import dataclasses
 import textwrap
 
 import pytest
-from conftest import run_zoo
 
 import zoo
+from conftest import run_zoo
 from zoo.catalog import BUILTIN_CATALOG, check_source, load_catalog
 from zoo.errors import CatalogError
 from zoo.registry import default_registry

@@ -8,11 +8,13 @@ import sys
 
 import pytest
 import torch
-from conftest import run_zoo
 
 import zoo
+from conftest import run_zoo
 
 HEAVY = ("torch", "timm", "transformers", "torch_geometric", "peft", "gradio", "torchvision")
+# typer imports pydantic to coerce parameters; the listing commands' fast path avoids it
+FAST_ONLY = ("pydantic",)
 
 
 @pytest.mark.parametrize("args", [["list"], ["info", "resnet50"], ["info", "lenet5", "--json"],
@@ -31,6 +33,53 @@ def test_light_commands_import_no_heavy_library(args):
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "HEAVY=\n" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("args", [["list"], ["-c", "x.toml", "list"], ["list", "res*", "-f", "cnn"],
+                                  ["list", "--task=image-classification", "--json"],
+                                  ["info", "resnet50"], ["plugins", "--json"]])
+def test_plain_listing_commands_take_the_fast_path(args):
+    from zoo.cli import _parse_fast
+
+    assert _parse_fast(args) is not None
+
+
+@pytest.mark.parametrize("args", [["list", "--help"], ["list", "--famly", "cnn"], ["info"],
+                                  ["info", "a", "b"], ["list", "-f"], ["get", "lenet5"],
+                                  ["--version"], ["plugins", "extra"], ["list", "--family="]])
+def test_anything_else_goes_to_typer(args):
+    from zoo.cli import _parse_fast
+
+    assert _parse_fast(args) is None
+
+
+@pytest.mark.parametrize("args", [["list", "l*", "--family", "cnn"], ["list", "--pretrained"],
+                                  ["info", "lenet5", "--json"], ["info", "resnt50"],
+                                  ["list", "--task", "image-clasification"], ["plugins"]])
+def test_fast_path_and_typer_give_the_same_output(args, capsys):
+    from zoo.cli import _run_fast, app
+
+    def run(fn):
+        try:
+            fn()
+            code = 0
+        except SystemExit as e:
+            code = e.code
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    fast = run(lambda: _run_fast(args) or pytest.fail("not fast"))
+    slow = run(lambda: app(args, prog_name="zoo"))
+    assert fast == slow
+
+
+def test_zoo_list_imports_no_pydantic():
+    code = ("import sys, io, contextlib\nsys.argv = ['zoo', 'list']\nfrom zoo.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n    main()\n"
+            f"print(sorted(m for m in sys.modules if m.split('.')[0] in {FAST_ONLY!r}))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize("command", ["list", "info", "get", "plugins", "recommend"])

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from zoo.plugins.gnn import datasets, graphs, predict
 
 import zoo
 from zoo.build import example_input, summarize
 from zoo.errors import BuildError, UsageError
+from zoo.plugins.gnn import datasets, graphs, predict
 
 ROOT = Path(__file__).resolve().parents[1]
 GNN = zoo.list_models(family="gnn")

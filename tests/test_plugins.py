@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import run_zoo
 
 import zoo
+from conftest import run_zoo
 from zoo.errors import PluginError, WeightsError
 from zoo.plugin_loader import Plugins, build_registry
 

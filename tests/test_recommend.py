@@ -6,11 +6,10 @@ import json
 
 import pytest
 
+from conftest import run_zoo
 from zoo.errors import UsageError
 from zoo.recommend import parse_count, recommend
 from zoo.registry import Registry
-
-from conftest import run_zoo
 
 
 def model(name, params, *, tags=(), dataset=None, top1=None, task="image-classification"):
