@@ -146,7 +146,11 @@ def export_space(name_or_dir: str | os.PathLike[str] | Target, out: str | os.Pat
         raise UsageError(f"--hub-model '{hub_model}' must look like ORG/NAME")
     tmp = dest.with_name(f".{dest.name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    try:
+        tmp.mkdir(parents=True)
+    except OSError as e:
+        raise UsageError(f"{dest}: cannot write there ({e.strerror or e}); "
+                         "choose another --out directory") from None
     try:
         if hub_model:
             model_expr, models = repr(f"hf-hub:{hub_model}"), [hub_model]

@@ -15,7 +15,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any
 
-from .errors import BuildError, UsageError, WeightsError
+from .errors import BuildError, UsageError, WeightsError, ZooError
 from .spec import InputSpec, ModelSpec, thaw
 
 CONFIG_FILE = "config.json"
@@ -63,11 +63,20 @@ def build(spec: ModelSpec, tag: str | None = None, **overrides: Any):
     """Build ``spec`` (random weights), or its trained model ``tag`` with weights loaded."""
     kwargs = merged_kwargs(spec, tag, overrides)
     fn = builder_of(spec)
+    # With arguments from the caller, a refusal is most likely theirs (a usage error);
+    # without, the catalog entry or its plugin is at fault.
+    error = UsageError if overrides else BuildError
     try:
         model = fn(**kwargs)
     except TypeError as e:
-        raise BuildError(f"model '{spec.name}': builder rejected its arguments "
-                         f"({e}); check the kwargs") from None
+        raise error(f"model '{spec.name}': builder rejected its arguments "
+                    f"({e}); check the kwargs") from None
+    except ZooError:
+        raise
+    except Exception as e:  # a library's own complaint about a value (num_classes=-3)
+        msg = " ".join(str(e).split())[:300]
+        raise error(f"model '{spec.name}': building failed ({type(e).__name__}: {msg}); "
+                    "check the kwargs") from None
     if tag is None:
         return model
     from .plugin_loader import get_plugins

@@ -55,7 +55,7 @@ _SOURCE_FORMS = {
 }
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _BUILDER_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 
 #: The catalog of built-in models, shared by the built-in family plugins.
 BUILTIN_CATALOG = Path(__file__).with_name("registry.toml")
@@ -176,16 +176,22 @@ def _no_gc():
 def _parse(p: Path) -> list[tuple[str, dict[str, Any]]]:
     """Parse and validate the file; return ``[(name, normalised fields), ...]``."""
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")   # editors on Windows add a BOM
     except (OSError, UnicodeDecodeError) as e:
         raise CatalogError(f"cannot read catalog ({e}); check the path and encoding",
                            path=str(p)) from None
     try:
         data = tomllib.loads(text)
+    except RecursionError:
+        # tomllib recurses once per nesting level: '[[[[...' would escape as RecursionError
+        raise CatalogError("invalid TOML: arrays or tables nested too deeply; fix the file",
+                           path=str(p)) from None
     except tomllib.TOMLDecodeError as e:
         msg = str(e)
         m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
         line = int(m.group(1)) if m else None
+        if m is None and "(at end of document)" in msg:
+            line = max(1, len(text.splitlines()))   # still name a line to look at
         msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", msg) if m else msg
         raise CatalogError(f"invalid TOML: {msg}; fix the syntax at that line",
                            path=str(p), line=line) from None
@@ -199,7 +205,9 @@ def validate_catalog(data: Mapping[str, Any], *, path: str = "<catalog>",
     base = Path(path).parent if path != "<catalog>" else Path.cwd()
 
     def fail(msg: str, *, model: str | None = None, line: int | None = None) -> CatalogError:
-        return CatalogError(msg, path=path, line=line, model=model)
+        # Names and values quoted from the file may hold newlines: keep the error one line.
+        return CatalogError(_one_line(msg), path=path, line=line,
+                            model=_one_line(model) if model is not None else None)
 
     extra = set(data) - {"models"}
     if extra:
@@ -227,6 +235,13 @@ def validate_catalog(data: Mapping[str, Any], *, path: str = "<catalog>",
         entry["_origin"] = path
         out.append((name, entry))
     return out
+
+
+def _one_line(text: str) -> str:
+    """Escape line breaks and other control characters so a message stays one line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
 
 
 def _check_keys(fields: Mapping[str, Any], allowed: Mapping[str, Any] | set[str], what: str,
@@ -311,8 +326,13 @@ def _validate_model(name: str, fields: Mapping[str, Any], fail, where, base: Pat
                        line=where(*pwhere, "source"))
         p = dict(pre)
         if pre["source"].startswith("file:"):
-            fp = Path(pre["source"][5:]).expanduser()
-            p["source"] = "file:" + str(fp if fp.is_absolute() else (base / fp).resolve())
+            try:
+                fp = Path(pre["source"][5:]).expanduser()
+                p["source"] = "file:" + str(fp if fp.is_absolute() else (base / fp).resolve())
+            except (RuntimeError, ValueError, OSError) as e:  # ~nosuchuser, NUL byte
+                raise fail(f"pretrained '{tag}': source path cannot be used ({e}); "
+                           "write file:PATH with a plain path", model=name,
+                           line=where(*pwhere, "source")) from None
         if "input" in pre:
             p["input"] = _validate_input(pre["input"], fail, where, name, (*pwhere, "input"))
         metrics = pre.get("metrics", {})
@@ -388,9 +408,16 @@ def _cached(p: Path, st: os.stat_result, plugin: str | None, family: str | None)
     try:
         with open(_cache_file(p, plugin, family), "rb") as fh:
             head = pickle.load(fh)
-            if head != _cache_head(p, st, plugin, family):
+            if not isinstance(head, tuple) or head[:-1] != _cache_head(p, st, plugin, family):
                 return None
-            return pickle.load(fh)
+            body = fh.read()
+        # A flipped bit inside a pickled string still unpickles, to wrong data: check it.
+        if hashlib.sha1(body).hexdigest() != head[-1]:
+            return None
+        specs = pickle.loads(body)
+        if not isinstance(specs, list) or not all(isinstance(s, ModelSpec) for s in specs):
+            return None
+        return specs
     except Exception:
         return None  # a missing, stale or damaged cache is simply rebuilt
 
@@ -408,9 +435,11 @@ def _store(p: Path, st: os.stat_result, plugin: str | None, family: str | None,
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(f".{os.getpid()}.tmp")
+        body = pickle.dumps(specs, protocol=pickle.HIGHEST_PROTOCOL)
         with open(tmp, "wb") as fh:
-            pickle.dump(_cache_head(p, st, plugin, family), fh)
-            pickle.dump(specs, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump((*_cache_head(p, st, plugin, family), hashlib.sha1(body).hexdigest()),
+                        fh)
+            fh.write(body)
         os.replace(tmp, target)
     except OSError:
         pass  # a read-only home must not break listing

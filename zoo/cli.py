@@ -40,6 +40,8 @@ def _debug() -> bool:
 
 
 def _fail(message: str, code: int) -> None:
+    if not message.isprintable():   # a name typed with a newline must not split the line
+        message = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
     print(f"Error: {message}", file=sys.stderr)
     if not _debug():
         print("(set ZOO_DEBUG=1 or pass --debug for a traceback)", file=sys.stderr) \
@@ -330,6 +332,17 @@ def _parse_kwargs(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+def _check_writable_dir(path: Path) -> None:
+    """Fail early when ``path`` cannot become a directory (a file in the way, no parent)."""
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UsageError(f"--save {path}: '{probe}' is not a directory; choose another path")
+    if not os.access(probe, os.W_OK):
+        raise UsageError(f"--save {path}: '{probe}' is not writable; choose another path")
+
+
 @app.command("get")
 @handles_errors
 def get_cmd(
@@ -353,6 +366,8 @@ def get_cmd(
     heavy()
     _quiet_library_warnings()
     kwargs = _parse_kwargs(kwarg or [])
+    if save is not None:
+        _check_writable_dir(save)       # before building, which can take a while
     reg = _registry()
     args = None
     if name.startswith(HUB_PREFIX) or _looks_like_dir(name):
@@ -379,8 +394,12 @@ def get_cmd(
     summary["name"] = label
     summary["weights"] = weights
     if save is not None:
-        out = build.save(model, save, spec=spec, tag=tag,
-                         kwargs=build.merged_kwargs(spec, tag, kwargs))
+        try:
+            out = build.save(model, save, spec=spec, tag=tag,
+                             kwargs=build.merged_kwargs(spec, tag, kwargs))
+        except OSError as e:
+            raise UsageError(f"--save {save}: cannot write there ({e.strerror or e}); "
+                             "choose a writable directory") from None
         summary["saved_to"] = str(out)
     if as_json:
         return _json(summary)

@@ -114,7 +114,11 @@ def publish(model: str | os.PathLike[str], repo: str, *, private: bool = False,
             # before any slow work: a missing or refused token fails in a second
             token = token or hub.get_token()
             hub.whoami(token)
-        staged = stage(model, folder, repo=repo, revision=revision)
+        try:
+            staged = stage(model, folder, repo=repo, revision=revision)
+        except OSError as e:
+            raise UsageError(f"{folder}: cannot write the repo folder ({e.strerror or e}); "
+                             "choose another --out; nothing was published") from None
         head = card_head(folder)
         branch = revision or "main"
         if dry_run:

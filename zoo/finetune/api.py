@@ -23,6 +23,7 @@ processes run on several machines, so that ``--resume`` finds the checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -266,6 +267,59 @@ def _init_distributed(device: str):
 
 # -- the entry point ---------------------------------------------------------------------------
 
+def _check_options(*, epochs, batch_size, lr, limit, val_limit, nproc, warmup, label_smoothing,
+                   metric, device, weight_decay, temperature, alpha, val_fraction,
+                   num_classes) -> None:
+    """Refuse bad option values before anything is loaded or trained (one line each)."""
+    from .loop import METRIC_MODES
+
+    checks = [
+        (epochs >= 1, "--epochs must be at least 1"),
+        (batch_size >= 1, "--batch-size must be at least 1"),
+        (lr is None or lr > 0, f"--lr must be positive, got {lr}"),
+        (limit is None or limit >= 1, f"--limit must be at least 1, got {limit}"),
+        (val_limit is None or val_limit >= 1, f"--val-limit must be at least 1, got {val_limit}"),
+        (nproc >= 1, f"--nproc must be at least 1, got {nproc}"),
+        (0 <= warmup < 1 or warmup >= 1 and float(warmup).is_integer(),
+         f"--warmup is a fraction of the steps in [0, 1) or a whole number of steps, got {warmup}"),
+        (0 <= label_smoothing < 1, f"--label-smoothing must be in [0, 1), got {label_smoothing}"),
+        (weight_decay >= 0, f"--weight-decay must be >= 0, got {weight_decay}"),
+        (temperature > 0, f"--temperature must be positive, got {temperature}"),
+        (0 <= alpha <= 1, f"--alpha must be in [0, 1], got {alpha}"),
+        (0 < val_fraction < 1, f"the validation fraction must be in (0, 1), got {val_fraction}"),
+        (num_classes is None or num_classes >= 2,
+         f"--num-classes must be at least 2, got {num_classes}"),
+        (metric in METRIC_MODES,
+         f"unknown --metric '{metric}'; use one of {', '.join(METRIC_MODES)}"),
+        (device == "cpu" or device.startswith(("cuda", "mps")),
+         f"unknown --device '{device}'; use cpu, cuda, cuda:N or mps"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UsageError(message)
+
+
+def _check_out(out: Path) -> None:
+    """Fail before training if the output directory cannot be created or written.
+
+    Directories made for the check are removed again, so a run refused later (bad data,
+    say) leaves nothing behind.
+    """
+    missing = [p for p in (out, *out.parents) if not p.exists()]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".zoo-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise UsageError(f"{out}: cannot write the output directory ({e.strerror or e}); "
+                         "choose another --out") from None
+    finally:
+        for p in missing:  # deepest first
+            with contextlib.suppress(OSError):
+                p.rmdir()
+
+
 def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
              out: str | os.PathLike[str], technique: str = "full", epochs: int = 3,
              lr: float | None = None, batch_size: int = 32, seed: int = 0,
@@ -332,9 +386,13 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
                          + f" Known: {', '.join(TECHNIQUES)}")
     if technique == "distill" and teacher is None:
         raise UsageError("--technique distill needs --teacher MODEL (NAME.TAG or DIR)")
-    if epochs < 1 or batch_size < 1:
-        raise UsageError("--epochs and --batch-size must be at least 1")
+    _check_options(epochs=epochs, batch_size=batch_size, lr=lr, limit=limit,
+                   val_limit=val_limit, nproc=nproc, warmup=warmup,
+                   label_smoothing=label_smoothing, metric=metric, device=device,
+                   weight_decay=weight_decay, temperature=temperature, alpha=alpha,
+                   val_fraction=val_fraction, num_classes=num_classes)
     out = Path(out)
+    _check_out(out)
     if nproc > 1 and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return _spawn(args, nproc, out)
     if technique == "sft":
