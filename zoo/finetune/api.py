@@ -276,7 +276,7 @@ def _check_options(*, epochs, batch_size, lr, limit, val_limit, nproc, warmup, l
     checks = [
         (epochs >= 1, "--epochs must be at least 1"),
         (batch_size >= 1, "--batch-size must be at least 1"),
-        (lr is None or lr > 0, f"--lr must be positive, got {lr}"),
+        (lr is None or lr >= 0, f"--lr must not be negative, got {lr}"),
         (limit is None or limit >= 1, f"--limit must be at least 1, got {limit}"),
         (val_limit is None or val_limit >= 1, f"--val-limit must be at least 1, got {val_limit}"),
         (nproc >= 1, f"--nproc must be at least 1, got {nproc}"),
