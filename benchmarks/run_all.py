@@ -26,8 +26,9 @@ HERE = Path(__file__).resolve().parent
 #: timing-sensitive CLI benchmarks first, the long, CPU-bound ones last.
 MODEST: dict[str, list[str]] = {
     "cli_startup.py": ["--runs", "5"],
-    "scale.py": ["--runs", "5", "--sizes", "1000", "10000", "--plugin-install", "dist-info"],
-    "build_overhead.py": ["--reps", "3", "--small-reps", "100"],
+    "scale.py": ["--runs", "5", "--sizes", "1000", "3000", "10000",
+                 "--plugin-install", "dist-info"],
+    "build_overhead.py": ["--reps", "5", "--small-reps", "100"],
     "demo_load.py": ["--clients", "8", "--requests", "10", "--procs", "2"],
     "finetune.py": ["--train", "200", "--val", "100"],
 }
@@ -47,6 +48,7 @@ def run(script: str, extra: list[str], timeout: float) -> tuple[int, float, list
     """Run one script, echoing its output; return (exit code, seconds, output lines)."""
     env = {**os.environ}
     env.setdefault("OMP_NUM_THREADS", "1")
+    env["PYTHONUNBUFFERED"] = "1"     # stream the output as it comes
     cmd = [sys.executable, str(HERE / script), *extra]
     print(f"\n=== {script} {' '.join(extra)}".rstrip(), flush=True)
     t = time.perf_counter()

@@ -8,7 +8,7 @@ from typing import Any
 
 from .errors import UsageError
 from .registry import default_registry
-from .spec import ModelSpec, thaw
+from .spec import ModelSpec, split_name_tag, thaw
 
 HUB_PREFIX = "hf-hub:"
 
@@ -100,13 +100,17 @@ def get(name: str | os.PathLike[str], **kwargs: Any):
 
 
 def _looks_like_dir(text: str) -> bool:
-    """A saved-model directory, as opposed to a catalog name (``timm/resnet18`` is a name)."""
-    if Path(text).is_dir():
-        return True
-    prefix, slash, _ = text.partition("/")
-    if slash and (prefix in default_registry().namespaces or text.lower() in default_registry()):
+    """A saved-model directory, as opposed to a catalog name (``timm/resnet18`` is a name).
+
+    Catalog names win over a folder of the same name in the working directory; write
+    ``./gcn`` for the folder.
+    """
+    reg = default_registry()
+    name = split_name_tag(text)[0]
+    prefix, slash, _ = name.partition("/")
+    if name in reg or (slash and prefix in reg.namespaces):
         return False
-    return os.sep in text or text.startswith(".")
+    return os.sep in text or text.startswith(".") or Path(text).is_dir()
 
 
 def _hub_snapshot(ref: str) -> Path:
