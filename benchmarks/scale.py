@@ -57,20 +57,9 @@ def median_wall(cmd: list[str], runs: int, env: dict[str, str]) -> float:
     return statistics.median(run(cmd, env) for _ in range(runs))
 
 
-def make_catalog(path: Path, n: int) -> None:
-    """Write ``n`` realistic entries (one trained tag each), like a user's catalog."""
-    with open(path, "w") as fh:
-        for i in range(n):
-            fh.write(
-                f'[models.user-net-{i}]\nfamily = "cnn"\ntask = "image-classification"\n'
-                f'builder = "zoo.plugins.cnn.lenet:lenet5"\n'
-                f'kwargs = {{ num_classes = {i % 100 + 2} }}\n'
-                f'description = "generated model {i}"\nyear = 2020\nlicense = "mit"\n'
-                f'params = {1000 + i}\n'
-                f'input = {{ size = [1, 32, 32], mean = [0.5], std = [0.5] }}\n'
-                f'tags = ["generated", "small"]\n\n[models.user-net-{i}.pretrained.gen]\n'
-                f'source = "file:weights/{i}.safetensors"\nmetrics = {{ acc = 0.9 }}\n\n')
-
+# the same generated entries as cli_startup.py, so the two scripts' figures compare
+sys.path.insert(0, str(Path(__file__).parent))
+from cli_startup import make_catalog  # noqa: E402
 
 PLUGIN_MODULE = '''"""Generated benchmark plugin {k}."""
 
