@@ -58,31 +58,13 @@ def concurrency() -> int:
         return 4
 
 
-#: The built-in families' predictors, used when ``zoo.predict.TASKS`` does not name one
-#: (same signature: ``fn(model, spec, tag, inputs, **options)``).
-DEMO_HELPERS: dict[tuple[str, str], str] = {
-    ("cnn", "object-detection"): "zoo.plugins.cnn.yolo:detect",
-    ("gan", "image-generation"): "zoo.plugins.gan.sampling:generate",
-    ("gan", "image-to-image"): "zoo.plugins.gan.sampling:translate_image",
-    ("gnn", "node-classification"): "zoo.plugins.gnn.predict:classify_nodes",
-    ("gnn", "graph-classification"): "zoo.plugins.gnn.predict:classify_graph",
-    ("rnn", "text-classification"): "zoo.plugins.rnn.text:classify_text",
-    ("transformer", "text-classification"): "zoo.plugins.transformer.minilm:classify_text",
-    ("transformer", "text-generation"): "zoo.plugins.transformer.gpt:predict_text",
-    ("transformer", "translation"): "zoo.plugins.transformer.seq2seq:predict_translation",
-    ("transformer", "feature-extraction"): "zoo.plugins.transformer.minilm:extract_features",
-}
-
-
 def task_helper(target: Target, *names: str) -> Callable[..., Any] | None:
     """The family's predict helper for this model, if any.
 
     Looked up in ``zoo.predict.TASKS`` as ``(family, task)`` then ``task``, for the demo
-    task then the model's task (``names`` are extra keys to try), then in
-    :data:`DEMO_HELPERS`.
+    task then the model's task (``names`` are extra keys to try).
     """
     from zoo.build import import_object
-    from zoo.errors import BuildError
     from zoo.predict import TASKS
 
     spec = target.spec
@@ -92,13 +74,6 @@ def task_helper(target: Target, *names: str) -> Callable[..., Any] | None:
             path = TASKS.get(key)
             if path:
                 return import_object(path, what=f"predictor for '{task}'")
-    for task in tasks:
-        path = DEMO_HELPERS.get((spec.family, task))
-        if path:
-            try:
-                return import_object(path, what=f"predictor for '{task}'")
-            except BuildError:      # that family module is not there (yet): no helper
-                return None
     return None
 
 

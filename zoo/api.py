@@ -22,20 +22,10 @@ def list_models(patterns: str | list[str] | tuple[str, ...] = (), *, family: str
         ['resnet50', ...]
     """
     pats = [patterns] if isinstance(patterns, str) else list(patterns)
-    specs = default_registry().list(pats, family=family, task=task, pretrained=pretrained)
-    if not pretrained:
-        return [s.name for s in specs]
-    dotted = [p for p in pats if "." in p]
-    out = []
-    import fnmatch
-
-    for s in specs:
-        for t in s.pretrained:
-            full = f"{s.name}.{t}"
-            if not dotted or any(fnmatch.fnmatchcase(full, p.lower()) for p in dotted) \
-                    or any(fnmatch.fnmatchcase(s.name, p.lower()) for p in pats if "." not in p):
-                out.append(full)
-    return out
+    reg = default_registry()
+    if pretrained:
+        return [f"{s.name}.{t}" for s, t in reg.trained(pats, family=family, task=task)]
+    return [s.name for s in reg.list(pats, family=family, task=task)]
 
 
 def spec(name: str) -> tuple[ModelSpec, str | None]:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CatalogError
-from .spec import NAME_RE, TAG_RE, InputSpec, ModelSpec, PretrainedSpec, freeze
+from .spec import NAME_RE, TAG_RE, InputSpec, ModelSpec, PretrainedSpec, freeze, thaw
 
 MODEL_KEYS = {
     "family": str, "task": str, "builder": str, "kwargs": dict, "input": dict,
@@ -475,9 +475,9 @@ def spec_from_fields(name: str, fields: Mapping[str, Any], *, plugin: str | None
                      if fl.name != "tag" and getattr(p, fl.name) not in (None, (), {}, False)}
                 if isinstance(p.get("input"), InputSpec):
                     p["input"] = {k: v for k, v in asdict(p["input"]).items() if v is not None}
-            conv[tag] = _plain(p)
+            conv[tag] = thaw(p)
         f["pretrained"] = conv
-    f = _plain(f)
+    f = thaw(f)
     where_from = origin or plugin or "<code>"
     if not isinstance(name, str) or not NAME_RE.match(name):
         raise CatalogError("invalid model name; use lowercase letters, digits, '_' and '-' "
@@ -487,11 +487,3 @@ def spec_from_fields(name: str, fields: Mapping[str, Any], *, plugin: str | None
         entry["builder"] = builder
     return _to_spec(name, entry, plugin)
 
-
-def _plain(value: Any) -> Any:
-    """Mappings to dicts and tuples to lists, as tomllib would give them."""
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    return value

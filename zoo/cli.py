@@ -170,19 +170,10 @@ def list_cmd(
     reg = _registry()
     _check_choice(family, set(reg.families), "family")
     pats = list(patterns or [])
-    specs = reg.list(pats, family=family, task=task, pretrained=pretrained,
-                     namespaces=namespaces)
-    if task is not None and not specs:
-        _check_choice(task, {s.task for s in reg}, "task")
     if pretrained:
-        import fnmatch
-
-        dotted = [p.lower() for p in pats if "." in p]
-        items = [(s, t) for s in specs for t in s.pretrained
-                 if (not task or s.task_for(t) == task)
-                 and (not dotted or any(fnmatch.fnmatchcase(f"{s.name}.{t}", p) for p in dotted)
-                      or any(fnmatch.fnmatchcase(s.name, p.lower()) for p in pats
-                             if "." not in p))]
+        items = reg.trained(pats, family=family, task=task, namespaces=namespaces)
+        if task is not None and not items:
+            _check_choice(task, {s.task for s in reg}, "task")
         if as_json:
             return _json([{"name": f"{s.name}.{t}", "model": s.name, "tag": t,
                            "family": s.family, "task": s.task_for(t), "params": s.params,
@@ -198,6 +189,9 @@ def list_cmd(
                  ", ".join(f"{k}={v:g}" for k, v in s.pretrained[t].metrics.items()) or "-"]
                 for s, t in items])
         return
+    specs = reg.list(pats, family=family, task=task, namespaces=namespaces)
+    if task is not None and not specs:
+        _check_choice(task, {s.task for s in reg}, "task")
     if as_json:
         return _json([{"name": s.name, "family": s.family, "task": s.task, "params": s.params,
                        "gflops": s.gflops, "pretrained": list(s.pretrained),

@@ -119,7 +119,7 @@ def download(url: str, dest: str | os.PathLike[str], *, sha256: str | None = Non
                                ) from None
         except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as e:
             reason = getattr(e, "reason", None) or e
-            raise WeightsError(f"{what}: download failed ({_one_line(reason)}); check your "
+            raise WeightsError(f"{what}: download failed ({one_line(reason)}); check your "
                                f"network, or work offline: place the file at {dest} and set "
                                f"{OFFLINE_ENV}=1") from None
         if expected is not None and expected.isdigit() and int(expected) != size:
@@ -152,7 +152,8 @@ def cached_download(url: str, dest: str | os.PathLike[str], *, sha256: str | Non
     return download(url, dest, sha256=sha256, sha256_prefix=sha256_prefix, what=what)
 
 
-def _one_line(e: object) -> str:
+def one_line(e: object) -> str:
+    """``Type: first line of the message`` (at most 200 characters), for error messages."""
     text = str(e).strip()
     name = type(e).__name__ if isinstance(e, BaseException) else ""
     first = text.splitlines()[0][:200] if text else ""

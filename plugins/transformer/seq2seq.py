@@ -116,13 +116,9 @@ def read_vocab(path: str | os.PathLike[str]) -> tuple[Tokenizer, Tokenizer | Non
 
     Returns ``(src, tgt)``; ``tgt`` is ``None`` for a single (shared) vocabulary.
     """
-    text = os.fspath(path)
-    if text.startswith("package:"):
-        from zoo.loaders import resolve_package_path
+    from zoo.loaders import local_path
 
-        p = resolve_package_path(text[len("package:"):])
-    else:
-        p = Path(text.removeprefix("file:")).expanduser()
+    p = local_path(path)
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
         if "src" in data:
