@@ -169,3 +169,39 @@ def test_large_catalog_is_cached_and_a_changed_file_is_reparsed(tmp_path):
 ])
 def test_source_uris(source, ok):
     assert (check_source(source, sha256="0" * 64) is None) is ok
+
+
+def test_cached_specs_are_lazy_and_equal_the_parsed_ones_field_by_field(tmp_path, monkeypatch):
+    import pickle
+
+    from zoo import catalog
+    from zoo.spec import LazySpec, ModelSpec
+
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("ZOO_NO_CACHE", raising=False)
+    path = tmp_path / "registry.toml"
+    path.write_bytes(BUILTIN_CATALOG.read_bytes())        # > 64 kB: cached
+    monkeypatch.setattr(catalog, "_MEMO", {})
+    fresh = load_catalog(path)
+    monkeypatch.setattr(catalog, "_MEMO", {})
+    cached = load_catalog(path)
+    assert len(cached) == len(fresh) > 50
+    assert all(type(s) is LazySpec for s in cached) and type(fresh[0]) is ModelSpec
+    # what a listing reads leaves the record packed ...
+    for s in cached:
+        assert (s.name, s.family, s.task, s.params) and isinstance(s.trained_tags(), tuple)
+        assert "_blob" in s.__dict__, f"{s.name} was unpacked by a listing"
+    with_tags = [s for s in cached if s.trained_tags()]
+    assert with_tags and all(s.trained_tags() == tuple(f.pretrained)
+                             for s, f in zip(cached, fresh, strict=True) if s in with_tags)
+    # ... and every other field unpacks to exactly the parsed value
+    for s, f in zip(cached, fresh, strict=True):
+        for field in dataclasses.fields(ModelSpec):
+            assert getattr(s, field.name) == getattr(f, field.name), (s.name, field.name)
+        assert s.to_dict() == f.to_dict() and s == f and f == s and hash(s) == hash(f)
+        assert s.trained_tasks() == f.trained_tasks()
+        back = pickle.loads(pickle.dumps(s))
+        assert type(back) is ModelSpec and back == f
+    lenet = next(s for s in cached if s.name == "lenet5")
+    assert lenet.input is not None and lenet.input.size == (1, 32, 32)
+    assert dataclasses.replace(lenet, params=1).params == 1

@@ -216,3 +216,28 @@ def test_the_console_script_is_installed():
     assert exe, "the 'zoo' console script is not on PATH"
     proc = subprocess.run([exe, "list", "lenet5"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "lenet5" in proc.stdout
+
+
+def test_table_aligns_wraps_the_last_column_and_colours_only_when_asked():
+    from zoo.table import BOLD, render
+
+    rows = [["cnn", "ok", "short"], ["transformer", "error", "word " * 30]]
+    plain = render(["PLUGIN", "STATUS", "ERRORS"], rows)
+    lines = plain.splitlines()
+    assert len(lines) == 3 and "\033" not in plain
+    assert lines[1].index("ok") == lines[2].index("error") == lines[0].index("STATUS")
+    wrapped = render(["PLUGIN", "STATUS", "ERRORS"], rows, width=60).splitlines()
+    assert len(wrapped) > 3 and all(len(ln) <= 60 for ln in wrapped)
+    start = lines[0].index("ERRORS")
+    assert all(ln[:start].strip() == "" and ln[start:].startswith("word")
+               for ln in wrapped[3:])                  # continuation lines under the column
+    coloured = render(["PLUGIN", "STATUS", "ERRORS"], rows, colour=True)
+    assert coloured.startswith(BOLD) and "\033[31merror" in coloured
+    assert render(["A"], []) == "A\n"
+
+
+def test_colour_follows_no_color_and_force_color():
+    env = {"FORCE_COLOR": "1", "NO_COLOR": ""}
+    assert run_zoo("plugins", env=env).stdout.startswith("\033[1m")
+    assert "\033" not in run_zoo("plugins", env={**env, "NO_COLOR": "1"}).stdout
+    assert "\033" not in run_zoo("list", env={"FORCE_COLOR": ""}).stdout   # piped

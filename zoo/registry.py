@@ -262,10 +262,9 @@ class Registry:
         for spec in pool.values():
             if family and spec.family != family:
                 continue
-            if task and spec.task != task and not any(
-                    p.task == task for p in spec.pretrained.values()):
+            if task and spec.task != task and task not in spec.trained_tasks():
                 continue
-            if pretrained and not spec.pretrained:
+            if pretrained and not spec.trained_tags():
                 continue
             if pats and not any(_match(spec, p) for p in pats):
                 continue
@@ -316,7 +315,8 @@ class Namespace:
 
 def _match(spec: ModelSpec, pattern: str) -> bool:
     if "." in pattern:
-        return any(fnmatch.fnmatchcase(f"{spec.name}.{t}", pattern) for t in spec.pretrained)
+        return any(fnmatch.fnmatchcase(f"{spec.name}.{t}", pattern)
+                   for t in spec.trained_tags())
     return fnmatch.fnmatchcase(spec.name, pattern)
 
 

@@ -1,0 +1,71 @@
+"""Aligned text tables for the CLI: fast at any size, coloured only on a terminal.
+
+rich's ``Table`` costs ~1 ms a row plus ~0.3 s of import and layout: a 60-row
+``zoo list`` on a terminal took 0.57 s (0.16 s piped) and a 10,000-entry catalog 11 s.
+This renderer writes the same columns in a few milliseconds; on a terminal the header is
+bold, status words are coloured and an over-wide last column wraps under itself instead
+of spilling onto the next line.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+from collections.abc import Sequence
+
+BOLD, DIM, RESET = "\033[1m", "\033[2m", "\033[0m"
+STATUS_COLOURS = {"ok": "\033[32m", "warning": "\033[33m", "error": "\033[31m",
+                  "disabled": DIM}
+GAP = "  "
+
+
+def use_colour(stream=None) -> bool:
+    """Colour when writing to a terminal, unless ``NO_COLOR`` is set; ``FORCE_COLOR`` forces it."""
+    stream = stream or sys.stdout
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    return stream.isatty() and os.environ.get("TERM") != "dumb"
+
+
+def render(columns: Sequence[str], rows: Sequence[Sequence[str]], *, colour: bool = False,
+           width: int | None = None, title: str | None = None) -> str:
+    """The table as text: header, then one line per row (more when the last column wraps).
+
+    ``width`` is the terminal width to wrap the last column to; ``None`` never wraps
+    (piped output stays one line per row, for grep and cut).
+    """
+    widths = [len(c) for c in columns]
+    for r in rows:
+        for i, v in enumerate(r):
+            if len(v) > widths[i]:
+                widths[i] = len(v)
+    lead = sum(widths[:-1]) + len(GAP) * (len(widths) - 1)
+    room = (width - lead) if width else 0
+    wrap = width is not None and widths[-1] > room >= 20
+    if wrap:
+        widths[-1] = room
+    pad = " " * lead
+    status_col = columns.index("STATUS") if colour and "STATUS" in columns else -1
+
+    def line(cells: Sequence[str], header: bool = False) -> list[str]:
+        padded = [v.ljust(w) for v, w in zip(cells[:-1], widths, strict=False)]
+        if status_col >= 0 and not header:
+            code = STATUS_COLOURS.get(cells[status_col])
+            if code:
+                padded[status_col] = f"{code}{padded[status_col]}{RESET}"
+        last = cells[-1]
+        parts = (textwrap.wrap(last, room, break_on_hyphens=False) or [""]) if wrap else [last]
+        first = GAP.join([*padded, parts[0]])
+        return [first.rstrip()] + [(pad + p).rstrip() for p in parts[1:]]
+
+    out: list[str] = []
+    if title:
+        out.append(f"{BOLD}{title}{RESET}" if colour else title)
+    header = line(columns, header=True)
+    out.extend(f"{BOLD}{h}{RESET}" if colour else h for h in header)
+    for r in rows:
+        out.extend(line(r))
+    return "\n".join(out) + "\n"
