@@ -236,34 +236,90 @@ def read_config(directory: str | os.PathLike[str]) -> dict[str, Any]:
         raise UsageError(f"{d}: no {CONFIG_FILE}; not a zoo model directory "
                          "(make one with 'zoo get NAME --save DIR')") from None
     except (OSError, ValueError) as e:
-        raise UsageError(f"{cfg_path}: unreadable ({e}); the directory is damaged") from None
+        raise UsageError(f"{cfg_path}: unreadable ({e}); the directory is damaged, save "
+                         "or fetch it again") from None
     for key in ("builder", "kwargs"):
         if key not in config:
-            raise UsageError(f"{cfg_path}: missing '{key}'; the directory is damaged")
+            raise UsageError(f"{cfg_path}: missing '{key}'; the directory is damaged, save or "
+                             "fetch it again")
     return config
 
 
+def _inside(d: Path, rel: Any, what: str) -> Path:
+    """A file named by config.json, which must stay inside the directory."""
+    cfg = d / CONFIG_FILE
+    if not isinstance(rel, str) or not rel or Path(rel).is_absolute() or ".." in Path(rel).parts:
+        raise UsageError(f"{cfg}: {what} must be a relative file name inside the directory, "
+                         f"got {rel!r}; the directory is damaged, save or fetch it again")
+    return d / rel
+
+
+def _trusted_builder(d: Path, config: dict[str, Any]):
+    """The builder a saved directory may call: the one its catalog model declares.
+
+    config.json travels with the directory (a Hub repo, a colleague's folder): calling
+    whatever ``builder`` it names would let it run any code (``"os:system"``). zoo only
+    calls builders that an installed catalog entry of the same name uses.
+    """
+    from .registry import default_registry
+
+    cfg = d / CONFIG_FILE
+    builder, kwargs, name = config["builder"], config["kwargs"], config.get("name")
+    if not isinstance(builder, str) or not isinstance(kwargs, dict):
+        raise UsageError(f"{cfg}: 'builder' must be a string and 'kwargs' a table; the "
+                         "directory is damaged, save or fetch it again")
+    known = None
+    if isinstance(name, str):
+        try:
+            known = default_registry().spec(name)
+        except ZooError:
+            known = None
+    if known is not None and known.builder_path == builder:
+        return builder_of(known)
+    dist = config.get("plugin_distribution")
+    if known is None and isinstance(dist, str) and dist != "zoo":
+        raise BuildError(f"{d}: was made by plugin '{config.get('plugin')}'; install it "
+                         f"first (pip install {dist})")
+    if known is None:
+        raise BuildError(f"{d}: config.json names model {name!r}, which no installed plugin "
+                         "or catalog declares; install the plugin that made it")
+    raise BuildError(f"{d}: config.json names builder '{builder}' for model '{name}', whose "
+                     f"catalog builder is '{known.builder_path}'; zoo calls only catalog "
+                     "builders (re-save the model with this zoo)")
+
+
 def load_dir(directory: str | os.PathLike[str]):
-    """Rebuild a model saved by :func:`save` (or ``zoo finetune``) and load its weights."""
+    """Rebuild a model saved by :func:`save` (or ``zoo finetune``) and load its weights.
+
+    Only the builder the catalog declares for the saved model's name is called, with the
+    saved kwargs; files named in config.json must lie inside the directory.
+    """
     from .weights import apply_state_dict, read_state_dict
 
     d = Path(directory)
     config = read_config(d)
-    try:
-        fn = import_object(config["builder"], what=f"{d}")
-    except BuildError:
-        dist = config.get("plugin_distribution")
-        if dist and dist != "zoo":
-            raise BuildError(f"{d}: was made by plugin '{config.get('plugin')}'; install it "
-                             f"first (pip install {dist})") from None
-        raise
+    fn = _trusted_builder(d, config)
     kwargs = dict(config["kwargs"])
     # Files a published model bundles (vocabularies, tokenizers) are named relative to
     # the directory, so that the directory can move (Hub cache, --out folders).
-    for key, rel in (config.get("files") or {}).items():
-        kwargs[key] = str(d / rel)
-    model = fn(**kwargs)
-    weights = d / config.get("weights", WEIGHTS_FILE)
+    files = config.get("files") or {}
+    if not isinstance(files, dict):
+        raise UsageError(f"{d / CONFIG_FILE}: 'files' must be a table; the directory is "
+                         "damaged, save or fetch it again")
+    for key, rel in files.items():
+        kwargs[key] = str(_inside(d, rel, f"files.{key}"))
+    try:
+        model = fn(**kwargs)
+    except ZooError:
+        raise
+    except TypeError as e:
+        raise UsageError(f"{d / CONFIG_FILE}: the builder rejected its kwargs ({e}); the "
+                         "directory is damaged, save or fetch it again") from None
+    except Exception as e:
+        msg = " ".join(str(e).split())[:300]
+        raise BuildError(f"{d}: building failed ({type(e).__name__}: {msg}); the directory's "
+                         "config.json does not fit this zoo") from None
+    weights = _inside(d, config.get("weights", WEIGHTS_FILE), "'weights'")
     state = read_state_dict(weights, sha256=config.get("sha256"))
     apply_state_dict(model, state, origin=str(weights))
     model.eval()

@@ -44,6 +44,7 @@ process takes effect.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Callable
@@ -130,7 +131,14 @@ def _url(source: str, sha256: str | None, model: Any) -> Resolved:
                            "in the catalog, so a changed or damaged download is caught; add "
                            "sha256 = \"...\" to its pretrained table")
     dest = url_cache_path(source, sha256)
-    return Resolved(cached_download(source, dest, sha256=sha256), sha256)
+    fresh = not dest.parent.exists()
+    try:
+        return Resolved(cached_download(source, dest, sha256=sha256), sha256)
+    except WeightsError:
+        if fresh:  # the folder is this file's own: a failed fetch leaves no trace in the cache
+            with contextlib.suppress(OSError):
+                dest.parent.rmdir()
+        raise
 
 
 # -- torchvision: ------------------------------------------------------------------------
