@@ -107,19 +107,26 @@ def finetune_cmd(
     heavy()
     _registry()
     from .finetune.api import finetune
+    from .finetune.outputs import TrainingInterrupted
 
-    result = finetune(
-        model, data, out=out, technique=technique, epochs=epochs, lr=lr,
-        batch_size=batch_size, seed=seed, val_data=val_data, limit=limit,
-        val_limit=val_limit, num_classes=num_classes, freeze_groups=freeze_groups,
-        freeze_patterns=list(freeze_pattern or []), cache_features=not no_cache,
-        lora_r=lora_r, lora_alpha=lora_alpha, lora_targets=lora_target or None,
-        teacher=teacher, temperature=temperature, alpha=alpha, layer_decay=layer_decay,
-        group_lrs=_parse_group_lrs(group_lr or []), weight_decay=weight_decay,
-        dropout=dropout, label_smoothing=label_smoothing, early_stopping=early_stopping,
-        metric=metric, optimizer=optimizer, schedule=schedule, warmup=warmup,
-        max_length=max_length, text_column=text_column, label_column=label_column,
-        resume=resume, overwrite=overwrite, nproc=nproc, device=device)
+    try:
+        result = finetune(
+            model, data, out=out, technique=technique, epochs=epochs, lr=lr,
+            batch_size=batch_size, seed=seed, val_data=val_data, limit=limit,
+            val_limit=val_limit, num_classes=num_classes, freeze_groups=freeze_groups,
+            freeze_patterns=list(freeze_pattern or []), cache_features=not no_cache,
+            lora_r=lora_r, lora_alpha=lora_alpha, lora_targets=lora_target or None,
+            teacher=teacher, temperature=temperature, alpha=alpha, layer_decay=layer_decay,
+            group_lrs=_parse_group_lrs(group_lr or []), weight_decay=weight_decay,
+            dropout=dropout, label_smoothing=label_smoothing, early_stopping=early_stopping,
+            metric=metric, optimizer=optimizer, schedule=schedule, warmup=warmup,
+            max_length=max_length, text_column=text_column, label_column=label_column,
+            resume=resume, overwrite=overwrite, nproc=nproc, device=device)
+    except TrainingInterrupted as e:
+        # Ctrl-C: one line saying what was kept and how to continue (exit 130, as a shell
+        # reports SIGINT).
+        print(f"Interrupted: {e}", file=sys.stderr)
+        raise typer.Exit(130) from None
     summary = {"out": str(result.out), "technique": technique, **result.metrics,
                "trainable_params": result.trainable_params,
                "total_params": result.total_params,
@@ -130,3 +137,4 @@ def finetune_cmd(
     _table(["FIELD", "VALUE"], [[k, f"{v:.4f}" if isinstance(v, float) else str(v)]
                                 for k, v in summary.items()])
     print(f"Rebuild it with: zoo get {result.out}", file=sys.stderr)
+

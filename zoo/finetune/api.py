@@ -37,6 +37,7 @@ from typing import Any
 
 from zoo.errors import UsageError
 
+from .outputs import writing
 from .techniques import TECHNIQUES
 
 
@@ -302,9 +303,16 @@ def _check_options(*, epochs, batch_size, lr, limit, val_limit, nproc, warmup, l
 def _check_out(out: Path) -> None:
     """Fail before training if the output directory cannot be created or written.
 
-    Directories made for the check are removed again, so a run refused later (bad data,
-    say) leaves nothing behind.
+    Missing parent directories are created (as ``mkdir -p``). Directories made for the
+    check are removed again, so a run refused later (bad data, say) leaves nothing behind.
     """
+    from .outputs import nearest_existing
+
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: is a file, not a directory; choose another --out")
+    base = nearest_existing(out)
+    if base != out and not base.is_dir():
+        raise UsageError(f"{out}: {base} is a file, not a directory; choose another --out")
     missing = [p for p in (out, *out.parents) if not p.exists()]
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -312,7 +320,9 @@ def _check_out(out: Path) -> None:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as e:
-        raise UsageError(f"{out}: cannot write the output directory ({e.strerror or e}); "
+        where = "" if base == out else f" in {base}"
+        raise UsageError(f"{out}: cannot write the output directory{where} "
+                         f"({e.strerror or e}); "
                          "choose another --out") from None
     finally:
         for p in missing:  # deepest first
@@ -373,8 +383,13 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
         A :class:`Result` (validation metrics, history, parameter counts, the model).
 
     Raises:
-        UsageError: bad data, options or class counts, with what to do.
+        UsageError: bad data, options or class counts, an unwritable ``out`` or too little
+            free disk space for the run's estimated files (checked before training), with
+            what to do.
         TrainingDiverged: NaN/inf loss; the last good checkpoint stays in ``out``.
+        OutputWriteError: a write failed mid-run (disk full, file-size limit); the last
+            good checkpoint stays in ``out`` and ``resume=True`` continues from it.
+        TrainingInterrupted: Ctrl-C (a ``KeyboardInterrupt``); likewise resumable.
     """
     args = {k: v for k, v in locals().items()}
     if technique not in TECHNIQUES:
@@ -407,6 +422,7 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
     from .data import prepare
     from .loop import CHECKPOINT, TrainConfig, train
     from .optim import DEFAULT_NO_DECAY, make_optimizer, make_schedule, param_groups
+    from .outputs import TrainingInterrupted, estimate_outputs
     from .techniques import (
         count_params,
         freeze,
@@ -419,6 +435,9 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
     dist, started = _init_distributed(device)
     if device.startswith("cuda") and dist.world > 1:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', dist.rank))}"
+    # Directories this run creates: a run that fails before writing anything into them
+    # (bad data, too little space) removes them again.
+    created = [p for p in (out / CHECKPOINT).parents if not p.exists()]
     try:
         if out.exists() and (out / CHECKPOINT).exists() and not (resume or overwrite):
             raise UsageError(f"{out}: holds a checkpoint of an earlier run; pass --resume to "
@@ -429,6 +448,12 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
         loaded = load_model(model)
         spec = loaded.spec
         hooks = finetune_hooks(spec)
+        if dist.main:
+            _remove_stale_temps(out)
+        # Cheap and before the data loads: the final weights alone must fit. (Every rank
+        # checks, so that all refuse together rather than wait for rank 0.)
+        _check_space_for_weights(out, loaded.model, _head_of(loaded.model, hooks),
+                                 resume=resume)
         task = prepare(data, loaded.model, spec, loaded.tag, val_data=val_data,
                        val_fraction=val_fraction, limit=limit, val_limit=val_limit,
                        max_length=max_length, text_column=text_column,
@@ -521,6 +546,11 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
 
             for t in train_model.state_dict().values():
                 tdist.broadcast(t, 0)
+        estimate = estimate_outputs(
+            net, train_model=train_model, optimizer=optimizer,
+            early_stopping=early_stopping is not None, epochs=epochs,
+            labels=len(task.labels), lora=technique == "lora")
+        check_run_space(out, estimate, resume=resume, technique=technique)
         no_decay = list(hooks.get("no_decay") or DEFAULT_NO_DECAY)
         groups = param_groups(train_model, lr=lr, weight_decay=weight_decay,
                               layer_groups=hooks.get("layer_groups", ()) if kind != "features"
@@ -553,10 +583,12 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
         final_metrics = {k: final[k] for k in ("accuracy", "macro_f1", "val_loss") if k in final}
         final_model = net
         if dist.main:
+            kept = f"{out / CHECKPOINT} holds the last epoch ({history[-1]['epoch']})"
             if technique == "lora":
-                from .lora import merge, save_adapter
+                from .lora import ADAPTER_DIR, merge, save_adapter
 
-                save_adapter(train_model, out)
+                with writing(out / ADAPTER_DIR, kept=kept):
+                    save_adapter(train_model, out)
                 final_model = merge(train_model)
             final_model.to("cpu")
             info.update({k: v for k, v in {
@@ -564,23 +596,33 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
                 "trainable_percent": round(100.0 * trainable / max(total, 1), 4),
                 "head_replaced": replaced, "best_epoch": run["best_epoch"],
                 "stopped_early": run["stopped_early"], "world_size": dist.world}.items()})
-            _save_model(final_model, out, spec=spec, tag=loaded.tag, kwargs=kwargs, extra={
-                "labels": task.labels, "metrics": final_metrics, "technique": technique,
-                "base_model": os.fspath(model), "dataset": task.name,
-                "finetune": {k: v for k, v in info.items() if k != "technique"}})
-            report.write_metrics(out, {
-                "model": os.fspath(model), "data": task.name, "labels": task.labels,
-                "train_samples": len(task.train),
-                "val_samples": len(task.val) if task.val is not None else 0,
-                "final": final_metrics, "epochs": history, **info,
-                "config": run["config"]})
-            report.plot_curves(out, history, f"{spec.name} on {task.name} ({technique})")
+            with writing(out / "model.safetensors", kept=kept):
+                _save_model(final_model, out, spec=spec, tag=loaded.tag, kwargs=kwargs,
+                            extra={"labels": task.labels, "metrics": final_metrics,
+                                   "technique": technique, "base_model": os.fspath(model),
+                                   "dataset": task.name,
+                                   "finetune": {k: v for k, v in info.items()
+                                                if k != "technique"}})
+            with writing(out / report.METRICS_FILE, kept=kept):
+                report.write_metrics(out, {
+                    "model": os.fspath(model), "data": task.name, "labels": task.labels,
+                    "train_samples": len(task.train),
+                    "val_samples": len(task.val) if task.val is not None else 0,
+                    "final": final_metrics, "epochs": history, **info,
+                    "config": run["config"]})
+            with writing(out / report.CURVE_FILE, kept=kept):
+                report.plot_curves(out, history, f"{spec.name} on {task.name} ({technique})")
         if dist.world > 1:
             import torch.distributed as tdist
 
             tdist.barrier()
         return Result(out, final_metrics, history, trainable, total, model=final_model,
-                      extra=info)
+                      extra={**info, "output_bytes": estimate.as_dict()})
+    except BaseException as e:
+        _remove_empty(created)
+        if isinstance(e, KeyboardInterrupt) and not isinstance(e, TrainingInterrupted):
+            raise TrainingInterrupted(_interrupted_outside_training(out)) from None
+        raise
     finally:
         if started:
             import torch.distributed as tdist
@@ -588,17 +630,95 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
             tdist.destroy_process_group()
 
 
+def _remove_empty(directories: Sequence[Path]) -> None:
+    """rmdir each of ``directories`` (deepest first) that is still empty."""
+    for d in directories:
+        with contextlib.suppress(OSError):
+            d.rmdir()
+
+
 def _save_model(model, out: Path, *, spec, tag, kwargs, extra) -> None:
     """zoo.build.save into a scratch folder, then move its two files into ``out`` (save
-    replaces its whole target directory, which would drop checkpoints and metrics)."""
+    replaces its whole target directory, which would drop checkpoints and metrics).
+
+    Each file arrives by rename, so ``out`` never holds half a file; a failure (a full
+    disk) removes the scratch folder.
+    """
     from zoo import build
 
-    scratch = out / ".model-tmp"
+    scratch = out / SCRATCH_DIR
     shutil.rmtree(scratch, ignore_errors=True)
-    build.save(model, scratch, spec=spec, tag=tag, kwargs=kwargs, extra=extra)
-    for f in scratch.iterdir():
-        os.replace(f, out / f.name)
-    scratch.rmdir()
+    try:
+        build.save(model, scratch, spec=spec, tag=tag, kwargs=kwargs, extra=extra)
+        # The weights first: config.json names their sha256, so a config never points
+        # at weights that are not there yet.
+        for name in sorted((f.name for f in scratch.iterdir()),
+                           key=lambda n: n != build.WEIGHTS_FILE):
+            os.replace(scratch / name, out / name)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+SCRATCH_DIR = ".model-tmp"
+
+
+def _remove_stale_temps(out: Path) -> None:
+    """Remove what a killed run left half-written: temp files and scratch folders."""
+    from .loop import CHECKPOINT
+    from .lora import ADAPTER_DIR
+    from .outputs import remove_stale_temps
+
+    remove_stale_temps([out, (out / CHECKPOINT).parent])
+    if not out.is_dir():
+        return
+    for d in out.iterdir():
+        # build.save's and save_adapter's scratch folders (tempfile.mkdtemp names)
+        if d.is_dir() and d.name.startswith((SCRATCH_DIR, "." + SCRATCH_DIR + ".",
+                                             f".{ADAPTER_DIR}.")):
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def _interrupted_outside_training(out: Path) -> str:
+    """Ctrl-C while loading, preparing or saving (the loop words its own message)."""
+    from .loop import CHECKPOINT
+
+    ckpt = out / CHECKPOINT
+    if ckpt.is_file():
+        return (f"interrupted; {ckpt} is intact: rerun the same command with --resume to "
+                "continue from it")
+    return "interrupted before the first checkpoint; nothing to resume: rerun the command"
+
+
+def _check_space_for_weights(out: Path, model, head: str | None, *, resume: bool) -> None:
+    """Before the data loads: refuse when not even the final weights fit."""
+    from .loop import CHECKPOINT
+    from .outputs import check_disk_space, weights_lower_bound
+
+    if resume and (out / CHECKPOINT).is_file():
+        return        # an earlier run's checkpoint already takes more than the weights
+    check_disk_space(out, weights_lower_bound(model, skip=[head] if head else []),
+                     what="the fine-tuned weights alone")
+
+
+def check_run_space(out: Path, estimate, *, resume: bool, technique: str = "full",
+                    free: int | None = None) -> None:
+    """Refuse a run whose files (``estimate``, an :class:`~.outputs.OutputEstimate`) do not
+    fit next to ``out``; when resuming, the checkpoint already on disk counts as written."""
+    from .loop import CHECKPOINT
+    from .outputs import check_disk_space, human_bytes
+
+    ckpt = out / CHECKPOINT
+    present = ckpt.stat().st_size if resume and ckpt.is_file() else 0
+    needed = max(estimate.peak - present, 0)
+    parts = [f"checkpoint {human_bytes(estimate.checkpoint)}, twice while it is replaced",
+             f"weights {human_bytes(estimate.weights)}"]
+    if estimate.adapter:
+        parts.append(f"adapter {human_bytes(estimate.adapter)}")
+    parts.append(f"metrics and curve {human_bytes(estimate.metadata)}")
+    hint = ("; --technique lora or feature-extract write smaller checkpoints"
+            if technique in ("full", "freeze", "distill") else "")
+    check_disk_space(out, needed, what=f"this run's files ({'; '.join(parts)})", hint=hint,
+                     free=free)
 
 
 def _spawn(args: dict[str, Any], nproc: int, out: Path) -> Result:

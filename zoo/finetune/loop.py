@@ -15,7 +15,6 @@ update equals the single-process update on the same global batch (up to float ro
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -28,6 +27,7 @@ import torch.nn.functional as F
 from zoo.errors import ZooError
 
 from .data import Split, TaskData
+from .outputs import TrainingInterrupted, atomic_write, writing
 from .techniques import frozen_modules_eval
 
 CHECKPOINT = "checkpoints/last.pt"
@@ -155,15 +155,28 @@ def evaluate(model, data: TaskData, split: Split, *, kind: str | None = None,
 # -- checkpoints -----------------------------------------------------------------------------
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write atomically: a kill mid-write leaves the previous checkpoint intact."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    """Write atomically (temp file in the same directory, fsync, rename): a kill, Ctrl-C
+    or full disk mid-write leaves the previous checkpoint intact and no partial file.
+
+    Raises:
+        OSError: the write failed (ENOSPC, EFBIG...); the previous checkpoint is intact.
+    """
+    atomic_write(path, lambda f: torch.save(state, f))
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def interrupted_message(ckpt_path: Path | None, epoch: int, saved: int | None) -> str:
+    """What Ctrl-C in ``epoch`` leaves and how to continue (one line)."""
+    if ckpt_path is None:
+        return f"interrupted in epoch {epoch}; no output directory, nothing was saved"
+    if not saved:
+        return (f"interrupted in epoch {epoch}, before the first checkpoint; nothing to "
+                "resume: rerun the same command to start over")
+    return (f"interrupted in epoch {epoch}; {ckpt_path} holds epoch {saved}: rerun the same "
+            "command with --resume to continue from it")
 
 
 # -- the loop ----------------------------------------------------------------------------------
@@ -210,6 +223,7 @@ def train(model, data: TaskData, cfg: TrainConfig, *, optimizer, scheduler, out:
     if mode is None:
         raise ValueError(f"unknown metric {cfg.metric!r}")
     best: dict[str, Any] = {"epoch": 0, "value": None, "state": None, "bad": 0}
+    saved: int | None = None   # the epoch whose checkpoint is on disk, for messages
     if resume and ckpt_path is not None and ckpt_path.is_file():
         ck = load_checkpoint(ckpt_path)
         if fingerprint is not None and ck.get("fingerprint") != fingerprint:
@@ -225,92 +239,103 @@ def train(model, data: TaskData, cfg: TrainConfig, *, optimizer, scheduler, out:
         torch.set_rng_state(ck["rng"])
         history = list(ck["history"])
         best = dict(ck["best"])
-        start = int(ck["epoch"]) + 1
+        saved = int(ck["epoch"])
+        start = saved + 1
     n = len(data.train)
     steps = math.ceil(n / cfg.batch_size)
     stopped = False
     if best["bad"] and cfg.early_stopping is not None and best["bad"] >= cfg.early_stopping:
         start = cfg.epochs + 1   # the interrupted run had already decided to stop
         stopped = True
-    for epoch in range(start, cfg.epochs + 1):
-        model.train()
-        frozen_modules_eval(model)
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(
-            cfg.seed * 100_003 + epoch))
-        t0, seen, total_loss = time.perf_counter(), 0, 0.0
-        if progress is not None:
-            progress.start_epoch(epoch, cfg.epochs, steps)
-        for step in range(steps):
-            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            local = idx[dist.rank::dist.world]
-            batch = data.train.take(local)
-            t_logits = None
-            if teacher is not None and len(batch):
-                tb = (teacher_data or data).train.take(local)
-                with torch.no_grad():
-                    t_logits = forward(teacher, teacher_kind or kind, tb.inputs,
-                                       (teacher_data or data).graph)
-            loss_sum = _batch_loss(model, data, kind, batch, cfg, t_logits)
-            loss = loss_sum / len(idx)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            reported = loss.detach().clone()
-            if dist.world > 1:
-                _all_reduce_grads(model)
-                torch.distributed.all_reduce(reported)
-            value = float(reported)
-            if not math.isfinite(value):
-                kept = (f"kept the last good checkpoint {ckpt_path} (epoch {epoch - 1})"
-                        if ckpt_path is not None and ckpt_path.is_file()
-                        else "no checkpoint was written yet")
-                raise TrainingDiverged(
-                    f"loss became {value} at epoch {epoch} step {step + 1}; {kept}. Lower "
-                    "--lr, raise --warmup or use --clip-grad, then --resume")
-            if cfg.clip_grad:
-                torch.nn.utils.clip_grad_norm_(
-                    [p for p in model.parameters() if p.requires_grad], cfg.clip_grad)
-            optimizer.step()
-            scheduler.step()
-            seen += len(idx)
-            total_loss += value * len(idx)
+    epoch = start
+    try:
+        for epoch in range(start, cfg.epochs + 1):
+            model.train()
+            frozen_modules_eval(model)
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(
+                cfg.seed * 100_003 + epoch))
+            t0, seen, total_loss = time.perf_counter(), 0, 0.0
             if progress is not None:
-                progress.step(loss=value, samples=len(idx))
-            if on_step is not None:
-                on_step(epoch=epoch, step=step + 1, model=model)
-        elapsed = time.perf_counter() - t0
-        record: dict[str, Any] = {"epoch": epoch, "train_loss": total_loss / max(seen, 1),
-                                  "lr": optimizer.param_groups[-1]["lr"],
-                                  "seconds": round(elapsed, 3),
-                                  "samples_per_s": round(seen / max(elapsed, 1e-9), 1)}
-        if data.val is not None and len(data.val):
-            val = evaluate(model, data, data.val, kind=kind, batch_size=cfg.eval_batch_size)
-            record.update({"val_loss": val["loss"], "accuracy": val["accuracy"]})
-            if "macro_f1" in val:
-                record["macro_f1"] = val["macro_f1"]
-        history.append(record)
-        value = record.get("val_loss" if cfg.metric == "loss" else cfg.metric)
-        if value is not None:
-            better = best["value"] is None or (value > best["value"] if mode == "max"
-                                               else value < best["value"])
-            if better:
-                best.update(epoch=epoch, value=value, bad=0)
-                if cfg.early_stopping is not None:
-                    best["state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            else:
-                best["bad"] += 1
-        if progress is not None:
-            progress.end_epoch(record)
-        if ckpt_path is not None and dist.main:
-            save_checkpoint(ckpt_path, {
-                "epoch": epoch, "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "rng": torch.get_rng_state(), "history": history, "best": best,
-                "fingerprint": fingerprint or {}})
-        if dist.world > 1:
-            torch.distributed.barrier()
-        if cfg.early_stopping is not None and best["bad"] >= cfg.early_stopping:
-            stopped = True
-            break
+                progress.start_epoch(epoch, cfg.epochs, steps)
+            for step in range(steps):
+                idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+                local = idx[dist.rank::dist.world]
+                batch = data.train.take(local)
+                t_logits = None
+                if teacher is not None and len(batch):
+                    tb = (teacher_data or data).train.take(local)
+                    with torch.no_grad():
+                        t_logits = forward(teacher, teacher_kind or kind, tb.inputs,
+                                           (teacher_data or data).graph)
+                loss_sum = _batch_loss(model, data, kind, batch, cfg, t_logits)
+                loss = loss_sum / len(idx)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                reported = loss.detach().clone()
+                if dist.world > 1:
+                    _all_reduce_grads(model)
+                    torch.distributed.all_reduce(reported)
+                value = float(reported)
+                if not math.isfinite(value):
+                    kept = (f"kept the last good checkpoint {ckpt_path} (epoch {epoch - 1})"
+                            if ckpt_path is not None and ckpt_path.is_file()
+                            else "no checkpoint was written yet")
+                    raise TrainingDiverged(
+                        f"loss became {value} at epoch {epoch} step {step + 1}; {kept}. Lower "
+                        "--lr, raise --warmup or use --clip-grad, then --resume")
+                if cfg.clip_grad:
+                    torch.nn.utils.clip_grad_norm_(
+                        [p for p in model.parameters() if p.requires_grad], cfg.clip_grad)
+                optimizer.step()
+                scheduler.step()
+                seen += len(idx)
+                total_loss += value * len(idx)
+                if progress is not None:
+                    progress.step(loss=value, samples=len(idx))
+                if on_step is not None:
+                    on_step(epoch=epoch, step=step + 1, model=model)
+            elapsed = time.perf_counter() - t0
+            record: dict[str, Any] = {"epoch": epoch, "train_loss": total_loss / max(seen, 1),
+                                      "lr": optimizer.param_groups[-1]["lr"],
+                                      "seconds": round(elapsed, 3),
+                                      "samples_per_s": round(seen / max(elapsed, 1e-9), 1)}
+            if data.val is not None and len(data.val):
+                val = evaluate(model, data, data.val, kind=kind, batch_size=cfg.eval_batch_size)
+                record.update({"val_loss": val["loss"], "accuracy": val["accuracy"]})
+                if "macro_f1" in val:
+                    record["macro_f1"] = val["macro_f1"]
+            history.append(record)
+            value = record.get("val_loss" if cfg.metric == "loss" else cfg.metric)
+            if value is not None:
+                better = best["value"] is None or (value > best["value"] if mode == "max"
+                                                   else value < best["value"])
+                if better:
+                    best.update(epoch=epoch, value=value, bad=0)
+                    if cfg.early_stopping is not None:
+                        best["state"] = {k: v.detach().clone()
+                                         for k, v in model.state_dict().items()}
+                else:
+                    best["bad"] += 1
+            if progress is not None:
+                progress.end_epoch(record)
+            if ckpt_path is not None and dist.main:
+                kept = (f"{ckpt_path} still holds epoch {saved}" if saved
+                        else "no checkpoint was written yet")
+                with writing(ckpt_path, kept=kept):
+                    save_checkpoint(ckpt_path, {
+                        "epoch": epoch, "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "rng": torch.get_rng_state(), "history": history, "best": best,
+                        "fingerprint": fingerprint or {}})
+                saved = epoch
+            if dist.world > 1:
+                torch.distributed.barrier()
+            if cfg.early_stopping is not None and best["bad"] >= cfg.early_stopping:
+                stopped = True
+                break
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(interrupted_message(ckpt_path, epoch, saved)) from None
     if cfg.early_stopping is not None and best.get("state") is not None:
         model.load_state_dict(best["state"])
     return {"history": history, "best_epoch": best["epoch"], "stopped_early": stopped,

@@ -57,9 +57,28 @@ def apply_lora(model: nn.Module, hooks: dict[str, Any], *, head: str | None, r: 
 
 
 def save_adapter(peft_model, out: Path) -> Path:
-    """Write the adapter alone (adapter_config.json + adapter_model.safetensors)."""
+    """Write the adapter alone (adapter_config.json + adapter_model.safetensors).
+
+    peft writes into a scratch folder that then replaces ``adapter/``, so a failed write
+    (a full disk) leaves the previous adapter, or none, never half of one.
+    """
+    import os
+    import shutil
+    import tempfile
+
     target = Path(out) / ADAPTER_DIR
-    peft_model.save_pretrained(str(target))
+    scratch = Path(tempfile.mkdtemp(prefix=f".{ADAPTER_DIR}.", dir=out))
+    os.chmod(scratch, 0o755)  # mkdtemp's 0700 would hide the adapter from other users
+    old = target.with_name(f".{ADAPTER_DIR}.old")
+    try:
+        peft_model.save_pretrained(str(scratch))
+        shutil.rmtree(old, ignore_errors=True)
+        if target.exists():
+            os.replace(target, old)
+        os.replace(scratch, target)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
     return target
 
 

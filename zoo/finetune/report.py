@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .outputs import atomic_write
+
 METRICS_FILE = "metrics.json"
 CURVE_FILE = "curve.png"
 
@@ -72,9 +74,9 @@ class Progress:
 
 
 def write_metrics(out: Path, payload: dict[str, Any]) -> Path:
-    path = Path(out) / METRICS_FILE
-    path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    return path
+    """``out/metrics.json``, written atomically (a full disk keeps the previous file)."""
+    text = json.dumps(payload, indent=2, default=str) + "\n"
+    return atomic_write(Path(out) / METRICS_FILE, lambda f: f.write(text.encode()))
 
 
 def plot_curves(out: Path, history: list[dict[str, Any]], title: str = "") -> Path | None:
@@ -103,7 +105,8 @@ def plot_curves(out: Path, history: list[dict[str, Any]], title: str = "") -> Pa
     ax2.set_ylabel("validation")
     fig.suptitle(title)
     fig.tight_layout()
-    path = Path(out) / CURVE_FILE
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    try:
+        return atomic_write(Path(out) / CURVE_FILE,
+                            lambda f: fig.savefig(f, dpi=80, format="png"))
+    finally:
+        plt.close(fig)

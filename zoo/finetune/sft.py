@@ -99,9 +99,17 @@ def finetune_sft(model, data, *, out, epochs: int = 3, lr: float | None = None,
     from zoo.api import finetune_hooks
 
     from . import report
-    from .api import Result, _init_distributed, _save_model, load_model
+    from .api import (
+        Result,
+        _init_distributed,
+        _remove_stale_temps,
+        _save_model,
+        check_run_space,
+        load_model,
+    )
     from .loop import CHECKPOINT, TrainConfig, train
     from .optim import DEFAULT_NO_DECAY, make_optimizer, make_schedule, param_groups
+    from .outputs import TrainingInterrupted, estimate_outputs, writing
     from .techniques import count_params
 
     out = Path(out)
@@ -110,11 +118,14 @@ def finetune_sft(model, data, *, out, epochs: int = 3, lr: float | None = None,
     if label_column == "label":
         label_column = "response"
     dist, started = _init_distributed(device)
+    created = [p for p in (out / CHECKPOINT).parents if not p.exists()]
     try:
         if (out / CHECKPOINT).exists() and not (resume or overwrite):
             raise UsageError(f"{out}: holds a checkpoint of an earlier run; pass --resume to "
                              "continue it, or choose another --out")
         out.mkdir(parents=True, exist_ok=True)
+        if dist.main:
+            _remove_stale_temps(out)
         torch.manual_seed(seed)
         loaded = load_model(model)
         if not hasattr(loaded.model, "generate") or loaded.spec.task != "text-generation":
@@ -154,6 +165,8 @@ def finetune_sft(model, data, *, out, epochs: int = 3, lr: float | None = None,
         task = TaskData("lm", train_split, val_split, [], name=os.fspath(data)).to(device)
         net.to(device)
         hooks = finetune_hooks(loaded.spec)
+        estimate = estimate_outputs(net, optimizer=optimizer, epochs=epochs)
+        check_run_space(out, estimate, resume=resume, technique="sft")
         lr = lr if lr is not None else 1e-3
         groups = param_groups(net, lr=lr, weight_decay=weight_decay,
                               no_decay=list(hooks.get("no_decay") or DEFAULT_NO_DECAY))
@@ -180,16 +193,28 @@ def finetune_sft(model, data, *, out, epochs: int = 3, lr: float | None = None,
             info = {"trainable_params": trainable, "total_params": total,
                     "trainable_percent": 100.0 * trainable / max(total, 1),
                     "world_size": dist.world, "loss_masked_to": "response"}
-            _save_model(net, out, spec=loaded.spec, tag=loaded.tag, kwargs=kwargs, extra={
-                "metrics": final, "technique": "sft", "base_model": os.fspath(model),
-                "dataset": task.name, "finetune": info})
-            report.write_metrics(out, {"model": os.fspath(model), "data": task.name,
-                                       "train_samples": len(train_split), "final": final,
-                                       "epochs": history, "technique": "sft", **info,
-                                       "config": run["config"]})
-            report.plot_curves(out, history, f"{loaded.spec.name} SFT on {task.name}")
+            kept = f"{out / CHECKPOINT} holds the last epoch ({history[-1]['epoch']})"
+            with writing(out / "model.safetensors", kept=kept):
+                _save_model(net, out, spec=loaded.spec, tag=loaded.tag, kwargs=kwargs,
+                            extra={"metrics": final, "technique": "sft",
+                                   "base_model": os.fspath(model), "dataset": task.name,
+                                   "finetune": info})
+            with writing(out / report.METRICS_FILE, kept=kept):
+                report.write_metrics(out, {"model": os.fspath(model), "data": task.name,
+                                           "train_samples": len(train_split), "final": final,
+                                           "epochs": history, "technique": "sft", **info,
+                                           "config": run["config"]})
+            with writing(out / report.CURVE_FILE, kept=kept):
+                report.plot_curves(out, history, f"{loaded.spec.name} SFT on {task.name}")
         return Result(out, final, history, trainable, total, model=net,
-                      extra={"technique": "sft"})
+                      extra={"technique": "sft", "output_bytes": estimate.as_dict()})
+    except BaseException as e:
+        from .api import _interrupted_outside_training, _remove_empty
+
+        _remove_empty(created)
+        if isinstance(e, KeyboardInterrupt) and not isinstance(e, TrainingInterrupted):
+            raise TrainingInterrupted(_interrupted_outside_training(out)) from None
+        raise
     finally:
         if started:
             import torch.distributed as tdist
