@@ -14,20 +14,19 @@ untranslated input and for a random-init model. Deterministic (fixed seeds). Wri
 
 from __future__ import annotations
 
-import argparse
-import json
-import time
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 
 from zoo.plugins.gan.cyclegan import cyclegan
 from zoo.plugins.gan.sampling import tile
-from zoo.plugins.gan.training import cyclegan_optimizers, cyclegan_step, digits, edges
-from zoo.weights import save_weights, sha256_of
+from zoo.plugins.gan.training import (
+    cyclegan_optimizers,
+    cyclegan_step,
+    edges,
+    finish_digits_script,
+    start_digits_script,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
 NAME = "cyclegan-digits-edges"
 #: builder kwargs of cyclegan.digits-edges (the catalog's tag kwargs)
 KWARGS = {"channels": 1, "ngf": 16, "n_blocks": 2, "ndf": 16, "n_layers": 2}
@@ -59,20 +58,9 @@ def comparison_grid(model, a: torch.Tensor):
 
 def main(argv: list[str] | None = None) -> dict:
     """Train, evaluate and save the digits <-> outlines CycleGAN; return the figures."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--epochs", type=int, default=16)
-    ap.add_argument("--subset", type=int, default=0, help="train on the first N digits only")
-    ap.add_argument("--out", type=Path, default=ROOT / "zoo" / "trained")
-    ap.add_argument("--image", type=Path, default=ROOT / "docs" / "images" / f"{NAME}.png")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--batch-size", type=int, default=16)
-    args = ap.parse_args(argv)
-    torch.set_num_threads(1)
-    t0 = time.time()
-
-    x, _, x_test, _ = digits(IMAGE_SIZE, seed=0)
-    if args.subset:
-        x = x[: args.subset]
+    args, x, x_test = start_digits_script(argv, name=NAME, epochs=16, batch_size=16,
+                                          description=__doc__.splitlines()[0],
+                                          image_size=IMAGE_SIZE)
     half = len(x) // 2
     domain_a, domain_b = x[:half], edges(x[half:])  # disjoint digits: no pairs to learn from
     torch.manual_seed(args.seed)
@@ -94,23 +82,14 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"epoch {epoch + 1}: " + "  ".join(f"{k} {v:.3f}" for k, v in mean.items()),
               flush=True)
     model.eval()
-    trained = translation_l1(model, x_test)
-
-    args.out.mkdir(parents=True, exist_ok=True)
-    weights = save_weights(model, args.out / f"{NAME}.safetensors")
-    from PIL import Image
-
-    args.image.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(comparison_grid(model, x_test[:8])).save(args.image)
-    result = {"trained": trained, "random_init": random_init, "untranslated": untranslated,
-              "weights": str(weights), "bytes": weights.stat().st_size,
-              "sha256": sha256_of(weights), "image": str(args.image),
-              "seconds": round(time.time() - t0, 1)}
-    print(json.dumps(result, indent=2))
-    print(f"update registry.toml [models.cyclegan.pretrained.digits-edges]: "
-          f"sha256 = \"{result['sha256']}\", metrics = {{ l1_ab = {trained['l1_ab']}, "
-          f"l1_ba = {trained['l1_ba']} }}")
-    return result
+    figures = {"trained": translation_l1(model, x_test), "random_init": random_init,
+               "untranslated": untranslated}
+    return finish_digits_script(model, args, stem=NAME, figures=figures,
+                                grid=comparison_grid(model, x_test[:8]), name="cyclegan",
+                                tag="digits-edges", kwargs=KWARGS,
+                                dataset="sklearn-digits (synthetic outlines)",
+                                fields={"input": {"size": [1, IMAGE_SIZE, IMAGE_SIZE],
+                                                  "mean": [0.5], "std": [0.5]}})
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from zoo.weights import save_weights, sha256_of
+from zoo.shipping import ship, warmup_cosine
 
 OUT = Path(__file__).resolve().parents[1] / "zoo" / "trained" / "detr-shapes.safetensors"
 TEST_SUBSET = 100     # held-out images the test suite re-evaluates
@@ -55,10 +55,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     opt = torch.optim.AdamW([{"params": backbone, "lr": args.lr},
                              {"params": rest, "lr": args.lr}], weight_decay=1e-4)
     steps = args.epochs * math.ceil(args.train / args.batch_size)
-    warm = max(1, steps // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warm if s < warm
-        else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, steps - warm))))
+    sched = warmup_cosine(opt, steps, warmup=0.05)
     g = torch.Generator().manual_seed(args.seed)
     t0 = time.time()
     for epoch in range(args.epochs):
@@ -90,12 +87,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     full = evaluate(model, test_images, test_targets, num_classes=len(CLASSES))
     sub = evaluate(model, test_images[:TEST_SUBSET], test_targets[:TEST_SUBSET],
                    num_classes=len(CLASSES))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    save_weights(model, args.out)
     print(f"held-out mAP@0.5 {full['map']:.4f} ({args.test} images); first {TEST_SUBSET}: "
           f"{sub['map']:.4f}; per class {full['ap']}")
-    print(f"wrote {args.out} ({args.out.stat().st_size / 1e3:.0f} kB, sha256 "
-          f"{sha256_of(args.out)}); update [models.detr_compact.pretrained.shapes]")
+    ship(model, args.out, name="detr_compact", tag="shapes",
+         kwargs={"num_classes": len(CLASSES)}, labels=CLASSES, dataset="synthetic-shapes",
+         metrics={"map50": round(full["map"], 4)})
     return {"map50": full["map"], "subset_map50": sub["map"], "train_time_s": time.time() - t0}
 
 

@@ -11,8 +11,6 @@ seed, one thread). Writes ``zoo/trained/gcn-karate.safetensors`` and ``gcn-karat
 
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 
 import torch
@@ -20,7 +18,7 @@ import torch.nn.functional as F
 from torch_geometric.nn.models import GCN
 
 from zoo.plugins.gnn.datasets import KARATE_LABELS, karate
-from zoo.weights import save_weights, sha256_of
+from zoo.shipping import run_script, ship
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "gcn-karate"
@@ -54,29 +52,15 @@ def main(out_dir: str | Path = ROOT / "zoo" / "trained", *, epochs: int = 200,
         opt.step()
     metrics = {"accuracy-unlabelled": round(accuracy(model, data, ~data.train_mask), 4),
                "train-loss": round(loss.item(), 4)}
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    weights = save_weights(model, out / f"{NAME}.safetensors")
-    weights.chmod(0o644)  # package data: readable by every user of an installed zoo
-    sha = sha256_of(weights)
-    (out / f"{NAME}.json").write_text(json.dumps({
-        "model": "gcn.karate", "dataset": "karate-club", "kwargs": KWARGS,
-        "labels": list(KARATE_LABELS), "epochs": epochs, "seed": seed,
-        "optimizer": "Adam lr=0.01 weight_decay=5e-4", "metrics": metrics, "sha256": sha,
-    }, indent=2) + "\n")
     print(f"accuracy on the {int((~data.train_mask).sum())} unlabelled members: "
           f"{metrics['accuracy-unlabelled']:.4f}")
-    print(f"wrote {weights} ({weights.stat().st_size} bytes)")
-    print("registry.toml [models.gcn.pretrained.karate]:")
-    print(f'  sha256 = "{sha}"')
-    print(f'  metrics = {{ "accuracy-unlabelled" = {metrics["accuracy-unlabelled"]} }}')
+    ship(model, Path(out_dir) / f"{NAME}.safetensors", name="gcn", tag="karate", kwargs=KWARGS,
+         labels=KARATE_LABELS, dataset="karate-club",
+         metrics={"accuracy-unlabelled": metrics["accuracy-unlabelled"]},
+         sidecar={"epochs": epochs, "seed": seed, "optimizer": "Adam lr=0.01 weight_decay=5e-4",
+                  "metrics": metrics})
     return metrics
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=str(ROOT / "zoo" / "trained"))
-    ap.add_argument("--epochs", type=int, default=200)
-    ap.add_argument("--seed", type=int, default=0)
-    a = ap.parse_args()
-    main(a.out, epochs=a.epochs, seed=a.seed)
+    run_script(main)

@@ -12,8 +12,6 @@ Deterministic (fixed seeds, one thread). Writes ``zoo/trained/gin-shapes.safeten
 
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 
 import torch
@@ -22,7 +20,7 @@ from torch_geometric.loader import DataLoader
 
 from zoo.plugins.gnn.datasets import SHAPES, SHAPES_DEGREE_BINS, make_shapes
 from zoo.plugins.gnn.models import graph_classifier
-from zoo.weights import save_weights, sha256_of
+from zoo.shipping import run_script, ship
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "gin-shapes"
@@ -62,30 +60,15 @@ def main(out_dir: str | Path = ROOT / "zoo" / "trained", *, epochs: int = 40,
             opt.step()
     metrics = {"accuracy": round(evaluate(model, test), 4),
                "train-accuracy": round(evaluate(model, train), 4)}
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    weights = save_weights(model, out / f"{NAME}.safetensors")
-    weights.chmod(0o644)  # package data: readable by every user of an installed zoo
-    sha = sha256_of(weights)
-    (out / f"{NAME}.json").write_text(json.dumps({
-        "model": "gin.shapes", "dataset": "synthetic-shapes", "kwargs": KWARGS,
-        "labels": list(SHAPES), "epochs": epochs, "seed": seed,
-        "data": {"train": [num_train, TRAIN_SEED], "test": [num_test, TEST_SEED]},
-        "optimizer": "Adam lr=0.005 batch 32", "metrics": metrics, "sha256": sha,
-    }, indent=2) + "\n")
     print(f"held-out accuracy ({num_test} graphs, seed {TEST_SEED}): {metrics['accuracy']:.4f}"
           f"; train {metrics['train-accuracy']:.4f}")
-    print(f"wrote {weights} ({weights.stat().st_size} bytes)")
-    print("registry.toml [models.gin.pretrained.shapes]:")
-    print(f'  sha256 = "{sha}"')
-    print(f'  metrics = {{ accuracy = {metrics["accuracy"]} }}')
+    ship(model, Path(out_dir) / f"{NAME}.safetensors", name="gin", tag="shapes", kwargs=KWARGS,
+         labels=SHAPES, dataset="synthetic-shapes", metrics={"accuracy": metrics["accuracy"]},
+         sidecar={"epochs": epochs, "seed": seed,
+                  "data": {"train": [num_train, TRAIN_SEED], "test": [num_test, TEST_SEED]},
+                  "optimizer": "Adam lr=0.005 batch 32", "metrics": metrics})
     return metrics
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=str(ROOT / "zoo" / "trained"))
-    ap.add_argument("--epochs", type=int, default=40)
-    ap.add_argument("--seed", type=int, default=0)
-    a = ap.parse_args()
-    main(a.out, epochs=a.epochs, seed=a.seed)
+    run_script(main)

@@ -19,8 +19,6 @@ Prints the metrics and the catalog lines to update (``sha256`` and ``metrics`` o
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from pathlib import Path
 
@@ -29,13 +27,15 @@ import torch
 from PIL import Image, ImageFilter
 
 from zoo.preprocess import image_to_tensor
+from zoo.shipping import run_script, ship
 from zoo.spec import InputSpec
-from zoo.weights import save_weights, sha256_of
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "zoo" / "trained" / "lenet5-digits.safetensors"
 #: The catalog's input spec of lenet5 (and of its digits tag).
 INPUT = InputSpec(size=(1, 32, 32), mean=(0.5,), std=(0.5,))
+#: builder kwargs of the digits tag
+KWARGS = {"num_classes": 10, "in_channels": 1}
 _RESAMPLERS = (Image.NEAREST, Image.BILINEAR, Image.BICUBIC)
 
 
@@ -134,7 +134,7 @@ def main(out: str | Path = DEFAULT_OUT, *, epochs: int = 20, copies: int = 8,
     xu = to_tensors([upload_image(d, dark_on_light=bool(i % 2), rng=urng)
                      for i, d in enumerate(x_test)])
 
-    model = lenet5(num_classes=10)
+    model = lenet5(**KWARGS)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     steps = epochs * -(-len(xt) // batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr * 3, total_steps=steps)
@@ -156,31 +156,17 @@ def main(out: str | Path = DEFAULT_OUT, *, epochs: int = 20, copies: int = 8,
                   f"held-out {accuracy(model, xv, yv):.4f}  {time.time() - start:4.0f}s",
                   flush=True)
     model.eval()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_weights(model, out)
-    metrics = {
-        "accuracy": round(accuracy(model, xv, yv), 4),
-        "upload-accuracy": round(accuracy(model, xu, yv), 4),
-        "sha256": sha256_of(out),
-        "bytes": out.stat().st_size,
-        "seconds": round(time.time() - start, 1),
-        "config": {"epochs": epochs, "copies": copies, "train_size": len(x_train),
-                   "test_size": len(x_test), "batch_size": batch_size, "lr": lr, "seed": seed},
-    }
-    out.with_suffix(".json").write_text(json.dumps(metrics, indent=2) + "\n")
-    if verbose:
-        print(json.dumps(metrics, indent=2))
-        print("\nUpdate registry.toml, [models.lenet5.pretrained.digits]:")
-        print(f'sha256 = "{metrics["sha256"]}"')
-        print(f'metrics = {{ accuracy = {metrics["accuracy"]}, '
-              f'"upload-accuracy" = {metrics["upload-accuracy"]} }}')
-    return metrics
+    metrics = {"accuracy": round(accuracy(model, xv, yv), 4),
+               "upload-accuracy": round(accuracy(model, xu, yv), 4)}
+    record = {"seconds": round(time.time() - start, 1),
+              "config": {"epochs": epochs, "copies": copies, "train_size": len(x_train),
+                         "test_size": len(x_test), "batch_size": batch_size, "lr": lr,
+                         "seed": seed}}
+    shipped = ship(model, out, name="lenet5", tag="digits", kwargs=KWARGS,
+                   labels=[str(i) for i in range(10)], dataset="sklearn-digits",
+                   metrics=metrics, sidecar=record, echo=verbose)
+    return {**metrics, **shipped.record}    # the record has sha256, bytes, config
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default=str(DEFAULT_OUT))
-    p.add_argument("--epochs", type=int, default=20)
-    args = p.parse_args()
-    main(args.out, epochs=args.epochs)
+    run_script(main)

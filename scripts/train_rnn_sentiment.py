@@ -81,7 +81,7 @@ def train(args) -> dict:
 
     from zoo.plugins.rnn.text import text_classifier
     from zoo.plugins.rnn.tokenizer import WordTokenizer
-    from zoo.weights import save_weights, sha256_of
+    from zoo.shipping import ship
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(1)
@@ -144,13 +144,16 @@ def train(args) -> dict:
     test = evaluate(model, tok, test_x, test_y)
 
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    weights = save_weights(model, out / f"{args.name}.safetensors")
+    arch = ("bi" if args.bidirectional else "") + args.cell     # the catalog's model name
+    shipped = ship(model, out / f"{args.name}.safetensors", name=arch, tag="sentiment",
+                   kwargs={"vocab": f"package:zoo/trained/{args.name}.vocab.json",
+                           **{k: v for k, v in kwargs.items() if k != "cell"}},
+                   labels=LABELS, dataset=DATASET, metrics=test, echo=False)
     vocab = tok.save(out / f"{args.name}.vocab.json")
     result = {"name": args.name, "kwargs": kwargs, "params": params, "best_epoch": best_epoch,
-              "metrics": test, "sha256": sha256_of(weights), "weights": str(weights),
-              "vocab": str(vocab),
-              "size_bytes": weights.stat().st_size + vocab.stat().st_size}
+              "metrics": test, "sha256": shipped.sha256, "weights": str(shipped.path),
+              "vocab": str(vocab), "size_bytes": shipped.bytes + vocab.stat().st_size,
+              "catalog": shipped.toml}
     if args.baseline:
         result["tfidf"] = tfidf_baseline([texts[i] for i in train_idx],
                                          [labels[i] for i in train_idx], test_x, test_y)
@@ -165,14 +168,7 @@ def report(r: dict) -> None:
         print(f"{'tfidf(1-2)+logreg':<24}{t['accuracy']:>10.4f}{t['macro_f1']:>10.4f}")
     print(f"\nbest epoch {r['best_epoch']}; wrote {r['weights']} and {r['vocab']} "
           f"({r['size_bytes'] / 1e6:.2f} MB together)")
-    kw = {k: v for k, v in r["kwargs"].items() if k != "cell"}
-    print("update registry.toml, [models.<arch>.pretrained.sentiment]:")
-    print(f'  sha256 = "{r["sha256"]}"')
-    print(f"  kwargs = {kw}  (+ vocab = \"package:zoo/trained/{r['name']}.vocab.json\")")
-    print(f'  dataset = "{DATASET}", labels = {list(LABELS)}')
-    print(f"  metrics = {{ accuracy = {r['metrics']['accuracy']}, "
-          f"macro_f1 = {r['metrics']['macro_f1']} }}")
-    print(f"  (params {r['params']})")
+    print(f"add to registry.toml (params {r['params']}):\n{r['catalog']}")
 
 
 def parse_args(argv=None):

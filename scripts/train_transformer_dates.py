@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     import torch.nn.functional as F
 
     from zoo.plugins.transformer.seq2seq import save_vocab, transformer
-    from zoo.weights import save_weights, sha256_of
+    from zoo.shipping import ship
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(1)
@@ -208,13 +208,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     # the held-out seed is far from any training seed drawn above
     held_out = make_pairs(args.eval_size, seed=10_000_019 + args.seed)
     acc = exact_match(model, held_out)
-    weights = save_weights(model, args.out_dir / f"{STEM}.safetensors")
     metrics = {"exact-match": round(acc, 4)}
     print(f"held-out exact match: {acc:.4f} on {len(held_out)} dates")
-    print(f"wrote {weights} ({weights.stat().st_size / 1e6:.2f} MB), sha256 {sha256_of(weights)}")
-    print("update registry.toml [models.transformer.pretrained.dates]: sha256, "
-          f"metrics = {metrics}, kwargs vocab_size = {len(src_vocab)}, "
-          f"tgt_vocab_size = {len(tgt_vocab)}")
+    ship(model, args.out_dir / f"{STEM}.safetensors", name="transformer", tag="dates",
+         kwargs={"vocab": f"package:zoo/trained/{vocab_path.name}", "vocab_size": len(src_vocab),
+                 "tgt_vocab_size": len(tgt_vocab), **CONFIG},
+         dataset="generated dates (scripts/train_transformer_dates.py: 1950-2049 in 22 human "
+                 "formats -> ISO 8601)", metrics=metrics)
     return metrics
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ Prints the metrics and the catalog lines to update (``sha256`` and ``metrics`` o
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from pathlib import Path
@@ -25,8 +24,8 @@ import torch
 from torch.nn import functional as F
 
 from zoo.preprocess import image_to_tensor
+from zoo.shipping import ship, warmup_cosine
 from zoo.spec import InputSpec
-from zoo.weights import save_weights, sha256_of
 
 OUT = Path(__file__).resolve().parents[1] / "zoo" / "trained" / "vit-digits.safetensors"
 #: The catalog's input spec of vit.digits.
@@ -106,10 +105,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05},
                              {"params": rest, "weight_decay": 0.0}], lr=args.lr)
     steps = args.epochs * math.ceil(len(y_tr) / args.batch_size)
-    warm = max(1, steps // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warm if s < warm
-        else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, steps - warm))))
+    sched = warmup_cosine(opt, steps, warmup=0.05)
     g = torch.Generator().manual_seed(args.seed)
     t0 = time.time()
     for epoch in range(args.epochs):
@@ -131,17 +127,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                   flush=True)
     acc = accuracy(model, x_te, y_te)
     sub = accuracy(model, x_te[:TEST_SUBSET], y_te[:TEST_SUBSET])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    save_weights(model, args.out)
     print(f"held-out accuracy {acc:.4f} ({len(y_te)} digits); first {TEST_SUBSET}: {sub:.4f}")
-    record = {"model": "vit.digits", "script": "scripts/train_vit_digits.py",
-              "dataset": "sklearn-digits (stratified 20% held out, seed 0)",
-              "epochs": args.epochs, "lr": args.lr, "seed": args.seed,
-              "metrics": {"accuracy": round(acc, 4), f"accuracy-first{TEST_SUBSET}": round(sub, 4)},
-              "sha256": sha256_of(args.out)}
-    args.out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {args.out} ({args.out.stat().st_size / 1e3:.0f} kB, sha256 "
-          f"{sha256_of(args.out)}); update [models.vit.pretrained.digits] in registry.toml")
+    ship(model, args.out, name="vit", tag="digits", kwargs={"num_classes": 10, "in_channels": 1},
+         labels=[str(i) for i in range(10)], dataset="sklearn-digits",
+         metrics={"accuracy": round(acc, 4), f"accuracy-first{TEST_SUBSET}": round(sub, 4)},
+         sidecar={"dataset": "sklearn-digits (stratified 20% held out, seed 0)",
+                  "script": "scripts/train_vit_digits.py", "epochs": args.epochs, "lr": args.lr,
+                  "seed": args.seed})
     return {"accuracy": acc, "subset_accuracy": sub, "train_time_s": time.time() - t0}
 
 

@@ -13,8 +13,6 @@ Prints the metrics and the catalog lines to update (``sha256`` and ``metrics`` o
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from pathlib import Path
 
@@ -22,7 +20,7 @@ import torch
 
 from zoo.plugins.cnn.shapes import CLASSES, make_shapes
 from zoo.plugins.cnn.yolo import evaluate, preprocess, yolo
-from zoo.weights import save_weights, sha256_of
+from zoo.shipping import run_script, ship
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "zoo" / "trained" / "yolo-shapes.safetensors"
@@ -67,31 +65,16 @@ def main(out: str | Path = DEFAULT_OUT, *, epochs: int = 12, train_size: int = 3
             print(f"epoch {epoch + 1:2d}/{epochs}  loss {total / train_size:.3f}  "
                   f"{time.time() - start:5.0f}s", flush=True)
     result = evaluate(model, val_images, val_targets)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_weights(model.eval(), out)
-    metrics = {
-        "map50": round(result["map"], 4),
-        "ap": {CLASSES[c]: round(v, 4) for c, v in result["ap"].items()},
-        "sha256": sha256_of(out),
-        "bytes": out.stat().st_size,
-        "seconds": round(time.time() - start, 1),
-        "config": {"epochs": epochs, "train_size": train_size, "val_size": val_size,
-                   "val_seed": VAL_SEED, "batch_size": batch_size, "lr": lr, "seed": seed},
-    }
-    out.with_suffix(".json").write_text(json.dumps(metrics, indent=2) + "\n")
-    if verbose:
-        print(json.dumps(metrics, indent=2))
-        print("\nUpdate registry.toml, [models.yolo.pretrained.shapes]:")
-        print(f'sha256 = "{metrics["sha256"]}"')
-        print(f'metrics = {{ "map50" = {metrics["map50"]} }}')
-    return metrics
+    metrics = {"map50": round(result["map"], 4)}
+    record = {"ap": {CLASSES[c]: round(v, 4) for c, v in result["ap"].items()},
+              "seconds": round(time.time() - start, 1),
+              "config": {"epochs": epochs, "train_size": train_size, "val_size": val_size,
+                         "val_seed": VAL_SEED, "batch_size": batch_size, "lr": lr, "seed": seed}}
+    shipped = ship(model.eval(), out, name="yolo", tag="shapes",
+                   kwargs={"num_classes": len(CLASSES)}, labels=CLASSES,
+                   dataset="synthetic-shapes", metrics=metrics, sidecar=record, echo=verbose)
+    return {**metrics, **shipped.record}    # the record has sha256, bytes, config
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default=str(DEFAULT_OUT))
-    p.add_argument("--epochs", type=int, default=12)
-    p.add_argument("--train-size", type=int, default=3000)
-    args = p.parse_args()
-    main(args.out, epochs=args.epochs, train_size=args.train_size)
+    run_script(main)

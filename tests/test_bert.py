@@ -4,29 +4,18 @@ sentiment model is evaluated (not retrained) against its stated metrics."""
 
 from __future__ import annotations
 
-import importlib.util
 from functools import cache
-from pathlib import Path
 
 import pytest
 import torch
+from helpers import load_script, step_losses
 
 import zoo
 from zoo.build import builder_of, merged_kwargs, summarize
 from zoo.errors import WeightsError
 
-ROOT = Path(__file__).resolve().parents[1]
 POSITIVE = "I love this, it is wonderful and makes me so happy!"
 NEGATIVE = "This is terrible, I hate it. The worst experience ever."
-
-
-@cache
-def _script():
-    spec = importlib.util.spec_from_file_location(
-        "train_minilm_sentiment", ROOT / "scripts" / "train_minilm_sentiment.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @cache
@@ -121,7 +110,7 @@ def test_feature_extraction_predictor_returns_unit_vectors():
 def test_shipped_minilm_sentiment_reaches_its_stated_metrics():
     from sklearn.metrics import accuracy_score, f1_score
 
-    mod = _script()
+    mod = load_script("train_minilm_sentiment")
     spec, _ = zoo.spec("minilm.sentiment")
     model = _sentiment_model()
     texts, labels = mod.load_tweets()
@@ -208,11 +197,7 @@ def test_lora_training_step_reduces_loss_on_a_tiny_batch():
     y = torch.tensor([0, 1, 0, 1])
     opt = torch.optim.AdamW(trainable, lr=5e-3)
     model.train()
-    before = model(input_ids=ids, labels=y).loss
-    before.backward()
-    opt.step()
-    with torch.no_grad():
-        after = model(input_ids=ids, labels=y).loss
+    before, after = step_losses(opt, lambda: model(input_ids=ids, labels=y).loss)
     assert after < before
 
 
@@ -220,8 +205,9 @@ def test_training_script_smoke(tmp_path):
     from zoo.plugins.transformer.minilm import load_pretrained, minilm
 
     out = tmp_path / "adapter.safetensors"
-    metrics = _script().main(["--train-size", "32", "--eval-size", "16", "--max-length", "24",
-                              "--out", str(out)])
+    train = load_script("train_minilm_sentiment")
+    metrics = train.main(["--train-size", "32", "--eval-size", "16", "--max-length", "24",
+                          "--out", str(out)])
     assert out.is_file() and out.stat().st_size < 1_000_000
     assert 0.0 <= metrics["accuracy"] <= 1.0
     model = load_pretrained(minilm(num_classes=3), out, sha256=None)

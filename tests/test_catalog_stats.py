@@ -7,28 +7,18 @@ meta device (shapes, no data), which one test checks gives the same figures for 
 
 from __future__ import annotations
 
-import importlib.util
 import io
-from pathlib import Path
 
 import pytest
 import torch
+from helpers import load_script
 
 from zoo.registry import default_registry
 
-ROOT = Path(__file__).resolve().parents[1]
 _REG = default_registry()
 STATED = sorted(s.name for s in _REG if s.params is not None or s.gflops is not None)
 SMALL = [n for n in STATED if (_REG.spec(n).params or 0) < 30_000_000]
 BIG = [n for n in STATED if n not in SMALL]
-
-
-def _stats_module():
-    spec = importlib.util.spec_from_file_location("catalog_stats",
-                                                  ROOT / "scripts" / "catalog_stats.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(autouse=True)
@@ -59,7 +49,7 @@ OFF_TODAY: set[str] = set()
                                             "its family's owner")) if n in OFF_TODAY else n
     for n in SMALL])
 def test_small_entry_figures_match(name):
-    _check(name, _stats_module().compute(name))
+    _check(name, load_script("catalog_stats").compute(name))
 
 
 # Big conv nets whose GFLOPs are recomputed too (a meta forward of each EfficientNet
@@ -75,7 +65,7 @@ def test_big_entry_figures_match():
     from zoo import build
 
     assert {"vgg19", "efficientnet_b7", "resnet152"} <= set(BIG)
-    stats = _stats_module()
+    stats = load_script("catalog_stats")
     for name in BIG:
         spec = _REG.spec(name)
         if name in BIG_GFLOPS:
@@ -88,13 +78,13 @@ def test_big_entry_figures_match():
 
 @pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small", "yolo"])
 def test_meta_device_counts_equal_real_tensors(name):
-    stats = _stats_module()
+    stats = load_script("catalog_stats")
     assert stats.compute(name, device="meta") == stats.compute(name, device="cpu")
 
 
 def test_stats_prints_a_table_and_toml_lines():
     out = io.StringIO()
-    result = _stats_module().stats(["lenet5"], out=out)
+    result = load_script("catalog_stats").stats(["lenet5"], out=out)
     text = out.getvalue()
     assert result["lenet5"]["params"] == 61706
     assert "params = 61706" in text and "gflops = 0.000833" in text

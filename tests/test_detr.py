@@ -3,26 +3,15 @@ the transformers DETR-R50 and the compact in-house DETR, and the training script
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 import torch
+from helpers import load_script
 
 import zoo
 from zoo.build import builder_of, merged_kwargs, summarize
 from zoo.plugins.transformer.detr import hungarian_match, postprocess, set_loss
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("train_detr_shapes",
-                                                  ROOT / "scripts" / "train_detr_shapes.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _logits(*rows):
@@ -136,8 +125,8 @@ def test_detect_returns_labelled_boxes_in_image_pixels():
 
 def test_training_script_smoke(tmp_path):
     out = tmp_path / "detr.safetensors"
-    metrics = _script().main(["--train", "32", "--test", "8", "--epochs", "1",
-                              "--out", str(out)])
+    metrics = load_script("train_detr_shapes").main(["--train", "32", "--test", "8",
+                                                     "--epochs", "1", "--out", str(out)])
     assert out.is_file() and out.stat().st_size < 3_000_000
     assert 0.0 <= metrics["map50"] <= 1.0
     from zoo.weights import apply_state_dict, read_state_dict

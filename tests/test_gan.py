@@ -4,7 +4,6 @@ shipped digits models still reach their catalog figures."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from functools import cache
 from pathlib import Path
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import load_script
 from torch import nn
 
 import zoo
@@ -48,13 +48,6 @@ def _one_thread():
 @cache
 def judge() -> DigitJudge:
     return DigitJudge()
-
-
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_family_has_every_paper():
@@ -238,7 +231,7 @@ def test_shipped_cyclegan_translates_digits_to_outlines():
     spec, tag = zoo.api.spec("cyclegan.digits-edges")
     stated = spec.pretrained[tag].metrics
     model = zoo.get("cyclegan.digits-edges")
-    l1 = _script("train_cyclegan_digits").translation_l1
+    l1 = load_script("train_cyclegan_digits").translation_l1
     _, _, x_test, _ = digits(16)
     got = l1(model, x_test)
     assert got["l1_ab"] == pytest.approx(stated["l1_ab"], abs=0.01)
@@ -260,7 +253,7 @@ def test_judge_ranks_real_digits_above_noise():
 @pytest.mark.parametrize("script", ["train_gan_digits", "train_dcgan_digits",
                                     "train_cyclegan_digits"])
 def test_training_script_smoke(script, tmp_path):
-    result = _script(script).main(["--epochs", "1", "--subset", "64", "--out", str(tmp_path),
+    result = load_script(script).main(["--epochs", "1", "--subset", "64", "--out", str(tmp_path),
                                    "--image", str(tmp_path / "grid.png")])
     weights = Path(result["weights"])
     assert weights.parent == tmp_path and weights.stat().st_size == result["bytes"]

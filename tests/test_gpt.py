@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import math
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import load_script, step_losses
 
 import zoo
 from zoo.api import spec as resolve
@@ -24,15 +24,7 @@ predict_module = importlib.import_module("zoo.predict")
 VOCAB = f"file:{ROOT / 'zoo' / 'trained' / 'gpt-tiny-pydoc.json'}"
 
 
-def _script():
-    path = ROOT / "scripts" / "train_gpt_pydoc.py"
-    spec = importlib.util.spec_from_file_location("train_gpt_pydoc", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-script = _script()
+script = load_script("train_gpt_pydoc")
 
 
 @pytest.fixture(scope="module")
@@ -72,12 +64,8 @@ def test_one_training_step_reduces_loss():
         logits = model(input_ids=x[:, :-1]).logits
         return F.cross_entropy(logits.flatten(0, 1), x[:, 1:].flatten())
 
-    before = loss()
-    opt.zero_grad()
-    before.backward()
-    opt.step()
-    with torch.no_grad():
-        assert loss() < before - 1e-3
+    before, after = step_losses(opt, loss)
+    assert after < before - 1e-3
 
 
 def test_cached_generation_slides_like_a_full_recompute():

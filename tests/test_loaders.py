@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import one_line, snapshot, tiny
 from hubserver import HubServer, self_signed_cert
 from torch import nn
 
@@ -45,15 +46,6 @@ def isolated(tmp_path, monkeypatch):
         monkeypatch.delenv(var, raising=False)
 
 
-def tiny(seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
-
-
-def state_of(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.clone() for k, v in model.state_dict().items()}
-
-
 def assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
     assert a.keys() == b.keys()
     for k in a:
@@ -67,12 +59,6 @@ def tiny_spec(source: str, sha256: str | None = None, labels=None) -> ModelSpec:
                      pretrained={"t": pre})
 
 
-def one_line(e: pytest.ExceptionInfo) -> str:
-    msg = str(e.value)
-    assert "\n" not in msg, msg
-    return msg
-
-
 @pytest.fixture
 def served(tmp_path):
     """A tiny model's weights served over HTTP on 127.0.0.1: (server, url, sha256, state)."""
@@ -81,7 +67,7 @@ def served(tmp_path):
     src = tiny(seed=1)
     path = save_weights(src, root / "w" / "tiny.safetensors")
     with HubServer(root) as hub:
-        yield hub, f"{hub.url}/w/tiny.safetensors", sha256_of(path), state_of(src)
+        yield hub, f"{hub.url}/w/tiny.safetensors", sha256_of(path), snapshot(src)
 
 
 # -- https:/http: ---------------------------------------------------------------------------
@@ -89,7 +75,7 @@ def served(tmp_path):
 def test_http_downloads_once_then_loads_from_cache_without_server(served):
     hub, url, sha, state = served
     model = build.build(tiny_spec(url, sha, labels=["yes", "no"]), "t")
-    assert_same(state_of(model), state)
+    assert_same(snapshot(model), state)
     assert not model.training and labels_of(model) == ["yes", "no"]
     cached = url_cache_path(url, sha)
     assert cached.is_file() and sha256_of(cached) == sha
@@ -97,7 +83,7 @@ def test_http_downloads_once_then_loads_from_cache_without_server(served):
     assert hub.requests == [("GET", "/w/tiny.safetensors")]
     hub.stop()
     again = build.build(tiny_spec(url, sha), "t")
-    assert_same(state_of(again), state)
+    assert_same(snapshot(again), state)
     out = again(torch.ones(1, 4))
     assert out.shape == (1, 2) and torch.equal(out, tiny(seed=1)(torch.ones(1, 4)))
 
@@ -117,7 +103,7 @@ def test_real_https_with_a_trusted_certificate(served, tmp_path, monkeypatch):
         one_line(e)
         assert not url_cache_path(https_url, sha).exists()
         monkeypatch.setenv("SSL_CERT_FILE", str(cert))
-        assert_same(state_of(load_source(tiny(), https_url, sha256=sha)), state)
+        assert_same(snapshot(load_source(tiny(), https_url, sha256=sha)), state)
         assert tls.requests == [("GET", "/w/tiny.safetensors")]
     assert url_cache_path(https_url, sha).is_file()
 
@@ -126,12 +112,12 @@ def test_http_wrong_sha256_is_refused_and_nothing_is_cached(served):
     hub, url, sha, _ = served
     bad = "f" * 64
     model = tiny(seed=5)
-    before = state_of(model)
+    before = snapshot(model)
     with pytest.raises(WeightsError, match="sha256") as e:
         load_source(model, url, sha256=bad)
     msg = one_line(e)
     assert url in msg and sha[:16] in msg
-    assert_same(state_of(model), before)
+    assert_same(snapshot(model), before)
     assert not url_cache_path(url, bad).parent.exists() or \
         not any(url_cache_path(url, bad).parent.iterdir())
 
@@ -165,7 +151,7 @@ def test_offline_uses_a_file_placed_in_the_cache(served, monkeypatch):
     dest.parent.mkdir(parents=True)
     shutil.copy(hub.root / "w" / "tiny.safetensors", dest)
     monkeypatch.setenv("ZOO_OFFLINE", "1")
-    assert_same(state_of(load_source(tiny(), url, sha256=sha)), state)
+    assert_same(snapshot(load_source(tiny(), url, sha256=sha)), state)
     assert hub.requests == []
 
 
@@ -193,11 +179,11 @@ def test_truncated_download_is_refused_and_not_cached(served):
 
     hub.add_route("GET", r"^/w/tiny.safetensors$", cut_short)
     model = tiny(seed=5)
-    before = state_of(model)
+    before = snapshot(model)
     with pytest.raises(WeightsError, match=rf"stopped after 100 of {len(data)} bytes") as e:
         load_source(model, url, sha256=sha)
     assert url in one_line(e)
-    assert_same(state_of(model), before)
+    assert_same(snapshot(model), before)
     folder = url_cache_path(url, sha).parent
     assert not folder.exists() or not any(folder.iterdir())  # no partial file left
 
@@ -306,10 +292,10 @@ def test_hf_hub_loads_offline_from_a_seeded_cache(tmp_path, monkeypatch):
                     "config.json": config}, commit=commit)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     model = build.build(tiny_spec("hf-hub:org/tiny"), "t")
-    assert_same(state_of(model), state_of(src))
+    assert_same(snapshot(model), snapshot(src))
     assert labels_of(model) == ["cat", "dog"]  # from the snapshot's config.json
     pinned = load_source(tiny(), f"hf-hub:org/tiny@{commit}/ckpt/w.pt", labels=["x", "y"])
-    assert_same(state_of(pinned), state_of(tiny(seed=8)))
+    assert_same(snapshot(pinned), snapshot(tiny(seed=8)))
     assert labels_of(pinned) == ["x", "y"]  # the catalog's labels win
 
 
@@ -338,12 +324,12 @@ def test_hf_hub_shape_mismatch_names_the_cached_file(tmp_path, monkeypatch):
                           {"model.safetensors": blob.read_bytes()})
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     model = tiny()
-    before = state_of(model)
+    before = snapshot(model)
     with pytest.raises(WeightsError, match=r"2.weight: file \[9, 3\], model \[2, 3\]") as e:
         load_source(model, "hf-hub:org/nine")
     msg = one_line(e)
     assert "hf-hub:org/nine" in msg and str(snap / "model.safetensors") in msg
-    assert_same(state_of(model), before)
+    assert_same(snapshot(model), before)
 
 
 # no torch in the child: it only fetches; the parent loads what it fetched
@@ -393,7 +379,7 @@ def test_hf_hub_downloads_from_the_stand_in_hub_then_works_offline(tmp_path, mon
     assert str(cache / "models--org--tiny") in lines[0]
     # ... and the cached copy is enough offline
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert_same(state_of(load_source(tiny(), "hf-hub:org/tiny")), state_of(src))
+    assert_same(snapshot(load_source(tiny(), "hf-hub:org/tiny")), snapshot(src))
 
 
 def test_timm_loads_offline_through_the_hub_cache_with_labels(tmp_path, monkeypatch):
@@ -411,7 +397,7 @@ def test_timm_loads_offline_through_the_hub_cache_with_labels(tmp_path, monkeypa
                      builder=timm.create_model, kwargs={"model_name": "test_resnet"},
                      pretrained={"in1k": PretrainedSpec(tag="in1k", source=f"timm:{name}")})
     model = build.build(spec, "in1k")
-    assert_same(state_of(model), state_of(src))
+    assert_same(snapshot(model), snapshot(src))
     x = torch.randn(1, 3, 160, 160, generator=torch.Generator().manual_seed(0))
     src.eval()
     with torch.inference_mode():
@@ -454,7 +440,7 @@ def test_torchvision_loads_a_preseeded_cache_file_offline_with_categories(monkey
                      pretrained={"imagenet": PretrainedSpec(
                          tag="imagenet", source="torchvision:ResNet18_Weights.IMAGENET1K_V1")})
     model = build.build(spec, "imagenet")
-    assert_same(state_of(model), state_of(src))
+    assert_same(snapshot(model), snapshot(src))
     src.eval()
     x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
@@ -480,7 +466,7 @@ def test_torchvision_densenet_files_with_old_key_names_load(monkeypatch):
     torch.save(old, dest)
     monkeypatch.setenv("ZOO_OFFLINE", "1")
     model = load_source(densenet121(), "torchvision:DenseNet121_Weights.IMAGENET1K_V1")
-    assert_same(state_of(model), state_of(src))
+    assert_same(snapshot(model), snapshot(src))
 
 
 def test_torchvision_offline_missing_names_url_and_torch_hub_path(monkeypatch):

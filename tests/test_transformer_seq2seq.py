@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import importlib
-import importlib.util
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import load_script, step_losses
 
 import zoo
 from zoo.api import spec as resolve
@@ -30,15 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 predict_module = importlib.import_module("zoo.predict")
 
 
-def _script():
-    path = ROOT / "scripts" / "train_transformer_dates.py"
-    spec = importlib.util.spec_from_file_location("train_transformer_dates", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-dates = _script()
+dates = load_script("train_transformer_dates")
 
 
 @pytest.fixture(scope="module")
@@ -106,12 +98,7 @@ def test_one_training_step_reduces_loss():
         logits = model(src, tgt[:, :-1])
         return F.cross_entropy(logits.flatten(0, 1), tgt[:, 1:].flatten())
 
-    before = loss()
-    opt.zero_grad()
-    before.backward()
-    opt.step()
-    with torch.no_grad():
-        after = loss()
+    before, after = step_losses(opt, loss)
     assert after < before - 1e-3
 
 

@@ -3,26 +3,12 @@ shipped digits weights (evaluated, not retrained), and the training script's smo
 
 from __future__ import annotations
 
-import importlib.util
-from functools import cache
-from pathlib import Path
-
 import pytest
 import torch
+from helpers import load_script, step_losses
 
 import zoo
 from zoo.build import builder_of, merged_kwargs, summarize
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-@cache
-def _script():
-    spec = importlib.util.spec_from_file_location("train_vit_digits",
-                                                  ROOT / "scripts" / "train_vit_digits.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.mark.parametrize(("name", "reference"), [
@@ -72,11 +58,7 @@ def test_one_training_step_reduces_loss_on_a_tiny_batch():
     x, y = torch.randn(8, 1, 32, 32), torch.arange(8) % 10
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     model.train()
-    before = torch.nn.functional.cross_entropy(model(x), y)
-    before.backward()
-    opt.step()
-    with torch.no_grad():
-        after = torch.nn.functional.cross_entropy(model(x), y)
+    before, after = step_losses(opt, lambda: torch.nn.functional.cross_entropy(model(x), y))
     assert after < before
 
 
@@ -90,7 +72,7 @@ def test_lora_targets_exist_in_the_inhouse_vit():
 def test_shipped_vit_digits_reaches_its_stated_accuracy():
     spec, _ = zoo.spec("vit.digits")
     model = zoo.get("vit.digits")
-    mod = _script()
+    mod = load_script("train_vit_digits")
     images, target, _, idx_te = mod.split_indices(0)
     idx = idx_te[:mod.TEST_SUBSET]      # preprocess only the digits evaluated
     x, y = mod.to_tensor(images[idx]), torch.as_tensor(target[idx])
@@ -119,7 +101,8 @@ def test_vit_digits_predicts_an_uploaded_dark_on_light_digit():
 
 def test_training_script_smoke(tmp_path):
     out = tmp_path / "vit.safetensors"
-    metrics = _script().main(["--epochs", "1", "--limit", "64", "--out", str(out)])
+    train = load_script("train_vit_digits")
+    metrics = train.main(["--epochs", "1", "--limit", "64", "--out", str(out)])
     assert out.is_file() and out.stat().st_size < 3_000_000
     assert 0.0 <= metrics["accuracy"] <= 1.0
     from zoo.weights import apply_state_dict, read_state_dict

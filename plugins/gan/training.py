@@ -243,24 +243,18 @@ def sample_quality(model: Any, judge: DigitJudge, *, n: int = EVAL_SAMPLES,
         model.train(was)
 
 
-def run_digits_script(argv: list[str] | None, *, name: str, catalog: str, builder: Any,
-                      kwargs: dict[str, Any], epochs: int, description: str,
-                      lr_g: float = 2e-4, lr_d: float = 2e-4, batch_size: int = 64) -> dict:
-    """The body of ``scripts/train_{gan,dcgan}_digits.py``: train, score, save, report.
+def start_digits_script(argv: list[str] | None, *, name: str, epochs: int, description: str,
+                        image_size: int, batch_size: int = 64):
+    """Parse a digits training script's command line and load its data.
 
-    Writes ``OUT/NAME.safetensors`` and the sample grid ``IMAGE``; prints the trained,
-    random-init and real held-out sample-quality figures and the catalog lines to update.
+    Options: ``--epochs``, ``--subset`` (train on the first N digits), ``--out`` (folder of
+    ``NAME.safetensors``), ``--image`` (the picture), ``--seed``, ``--batch-size``. Returns
+    ``(args, x_train, x_test)``: digits at ``image_size`` in ``[-1, 1]`` (split seed 0);
+    ``args.started`` is the start time. Runs on one thread (shared CPUs).
     """
     import argparse
-    import json
     import time
     from pathlib import Path
-
-    from PIL import Image
-
-    from zoo.weights import save_weights, sha256_of
-
-    from .sampling import sample_grid
 
     root = Path(__file__).resolve().parents[2]
     ap = argparse.ArgumentParser(description=description)
@@ -269,33 +263,64 @@ def run_digits_script(argv: list[str] | None, *, name: str, catalog: str, builde
     ap.add_argument("--out", type=Path, default=root / "zoo" / "trained")
     ap.add_argument("--image", type=Path, default=root / "docs" / "images" / f"{name}.png")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--batch-size", type=int, default=batch_size)
     args = ap.parse_args(argv)
+    args.started = time.time()
     torch.set_num_threads(1)
-    t0 = time.time()
+    x, _, x_test, _ = digits(image_size, seed=0)
+    return args, (x[: args.subset] if args.subset else x), x_test
 
-    x, _, x_test, _ = digits(kwargs.get("image_size", 8), seed=0)
-    if args.subset:
-        x = x[: args.subset]
+
+def finish_digits_script(model: Any, args, *, stem: str, figures: dict[str, dict[str, float]],
+                         grid: np.ndarray, **entry: Any) -> dict:
+    """Ship ``model`` as ``args.out/STEM.safetensors``, save the picture ``grid`` (uint8
+    RGB) to ``args.image``, print and return the figures and where the files went.
+
+    ``figures["trained"]`` become the catalog metrics; the others (random init, real
+    digits...) are references for the description. ``entry`` is the rest of the catalog
+    entry (``name``, ``tag``, ``kwargs``, ``dataset``...), as :func:`zoo.shipping.ship`
+    takes it.
+    """
+    import json
+    import time
+
+    from PIL import Image
+
+    from zoo.shipping import ship
+
+    shipped = ship(model, args.out / f"{stem}.safetensors", metrics=figures["trained"], **entry)
+    args.image.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(grid).save(args.image)
+    result = {**figures, "weights": str(shipped.path), "bytes": shipped.bytes,
+              "sha256": shipped.sha256, "image": str(args.image),
+              "seconds": round(time.time() - args.started, 1)}
+    print(json.dumps(result, indent=2))
+    return result
+
+
+def run_digits_script(argv: list[str] | None, *, name: str, catalog: str, builder: Any,
+                      kwargs: dict[str, Any], epochs: int, description: str,
+                      lr_g: float = 2e-4, lr_d: float = 2e-4, batch_size: int = 64) -> dict:
+    """The body of ``scripts/train_{gan,dcgan}_digits.py``: train, score, save, report.
+
+    Writes ``OUT/NAME.safetensors`` and the sample grid ``IMAGE``; prints the trained,
+    random-init and real held-out sample-quality figures and the catalog lines to update.
+    """
+    from .sampling import sample_grid
+
+    args, x, x_test = start_digits_script(argv, name=name, epochs=epochs,
+                                          description=description, batch_size=batch_size,
+                                          image_size=kwargs.get("image_size", 8))
     judge = DigitJudge()
     torch.manual_seed(args.seed)
     model = builder(**kwargs)
     random_init = sample_quality(model, judge)
     train_noise_gan(model, x, epochs=args.epochs, seed=args.seed, lr_g=lr_g, lr_d=lr_d,
-                    batch_size=batch_size, log_every=max(1, args.epochs // 10))
-    trained = sample_quality(model, judge)
-    real = judge.score(x_test)
-
-    args.out.mkdir(parents=True, exist_ok=True)
-    weights = save_weights(model, args.out / f"{name}.safetensors")
-    args.image.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(sample_grid(model, seed=0, n=64, scale=max(1, 32 // x.shape[-1]))).save(
-        args.image)
-    result = {"trained": trained, "random_init": random_init, "real_heldout": real,
-              "weights": str(weights), "bytes": weights.stat().st_size,
-              "sha256": sha256_of(weights), "image": str(args.image),
-              "seconds": round(time.time() - t0, 1)}
-    print(json.dumps(result, indent=2))
-    print(f"update registry.toml [models.{catalog}.pretrained.digits]: "
-          f"sha256 = \"{result['sha256']}\", metrics = {{ fd = {trained['fd']}, "
-          f"confidence = {trained['confidence']}, classes = {trained['classes']} }}")
-    return result
+                    batch_size=args.batch_size, log_every=max(1, args.epochs // 10))
+    figures = {"trained": sample_quality(model, judge), "random_init": random_init,
+               "real_heldout": judge.score(x_test)}
+    grid = sample_grid(model, seed=0, n=64, scale=max(1, 32 // x.shape[-1]))
+    return finish_digits_script(model, args, stem=name, figures=figures, grid=grid,
+                                name=catalog, tag="digits", kwargs=kwargs,
+                                dataset="sklearn-digits",
+                                fields={"input": {"size": [kwargs["latent_dim"]]}})
