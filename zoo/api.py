@@ -80,22 +80,23 @@ def get(name: str | os.PathLike[str], **kwargs: Any):
     text = os.fspath(name)
     if text.startswith(HUB_PREFIX):
         return build.load_dir(_hub_snapshot(text[len(HUB_PREFIX):]))
-    if _looks_like_dir(text):
+    reg = default_registry()      # once: it checks the environment on every call
+    if _looks_like_dir(text, reg):
         if kwargs:
             raise UsageError(f"{text}: a saved model is rebuilt from its config; builder "
                              "arguments cannot be changed here")
         return build.load_dir(text)
-    s, tag = spec(text)
+    s, tag = reg.resolve(text)
     return build.build(s, tag, **kwargs)
 
 
-def _looks_like_dir(text: str) -> bool:
+def _looks_like_dir(text: str, reg=None) -> bool:
     """A saved-model directory, as opposed to a catalog name (``timm/resnet18`` is a name).
 
     Catalog names win over a folder of the same name in the working directory; write
     ``./gcn`` for the folder.
     """
-    reg = default_registry()
+    reg = reg if reg is not None else default_registry()
     name = split_name_tag(text)[0]
     prefix, slash, _ = name.partition("/")
     if name in reg or (slash and prefix in reg.namespaces):

@@ -425,8 +425,10 @@ def plugins_cmd(as_json: JsonOpt = False) -> None:
     for i in infos:
         rows.append([i.name, i.version or "-", i.source + (f" ({i.distribution})"
                      if i.distribution and i.source != "built-in" else ""),
-                     _few_names(i.models), i.status, " | ".join(i.errors) or "-"])
-    _table(["PLUGIN", "VERSION", "SOURCE", "MODELS", "STATUS", "ERRORS"], rows)
+                     _few_names(i.models),
+                     "-" if i.import_seconds is None else f"{i.import_seconds:.2f}s",
+                     i.status, " | ".join(i.errors) or "-"])
+    _table(["PLUGIN", "VERSION", "SOURCE", "MODELS", "IMPORT", "STATUS", "ERRORS"], rows)
 
 
 # -- the fast path ---------------------------------------------------------------------
