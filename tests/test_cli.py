@@ -37,7 +37,8 @@ def test_light_commands_import_no_heavy_library(args):
 
 @pytest.mark.parametrize("args", [["list"], ["-c", "x.toml", "list"], ["list", "res*", "-f", "cnn"],
                                   ["list", "--task=image-classification", "--json"],
-                                  ["info", "resnet50"], ["plugins", "--json"]])
+                                  ["info", "resnet50"], ["plugins", "--json"],
+                                  ["recommend", "-t", "image-classification", "-d", "800"]])
 def test_plain_listing_commands_take_the_fast_path(args):
     from zoo.cli import _parse_fast
 
@@ -46,7 +47,9 @@ def test_plain_listing_commands_take_the_fast_path(args):
 
 @pytest.mark.parametrize("args", [["list", "--help"], ["list", "--famly", "cnn"], ["info"],
                                   ["info", "a", "b"], ["list", "-f"], ["get", "lenet5"],
-                                  ["--version"], ["plugins", "extra"], ["list", "--family="]])
+                                  ["--version"], ["plugins", "extra"], ["list", "--family="],
+                                  ["recommend", "--data-size", "800"],
+                                  ["recommend", "--task", "x", "--top", "3"]])
 def test_anything_else_goes_to_typer(args):
     from zoo.cli import _parse_fast
 
@@ -55,7 +58,15 @@ def test_anything_else_goes_to_typer(args):
 
 @pytest.mark.parametrize("args", [["list", "l*", "--family", "cnn"], ["list", "--pretrained"],
                                   ["info", "lenet5", "--json"], ["info", "resnt50"],
-                                  ["list", "--task", "image-clasification"], ["plugins"]])
+                                  ["list", "--task", "image-clasification"], ["plugins"],
+                                  ["recommend", "--task", "text-classification", "-d", "50k",
+                                   "--compute", "small-gpu", "--json"],
+                                  ["recommend", "-t", "image-classification", "--max-params",
+                                   "5M"],
+                                  ["recommend", "--task", "nothing"],
+                                  ["recommend", "--task", "image-classification", "-d", "lots"],
+                                  ["recommend", "--task", "image-classification",
+                                   "--compute", "tpu"]])
 def test_fast_path_and_typer_give_the_same_output(args, capsys):
     from zoo.cli import _run_fast, app
 

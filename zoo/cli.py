@@ -436,8 +436,8 @@ def plugins_cmd(as_json: JsonOpt = False) -> None:
 # typer 0.29 coerces every non-bool parameter through a pydantic TypeAdapter, and importing
 # pydantic to do so costs more than everything `zoo list` itself does (measured: ~90 ms
 # of a 0.27 s run). The listing commands are the ones people run all day and scripts run
-# in loops, so their plain invocations are parsed here and handed to the very same
-# command functions. Anything this parser does not know (help, a typo, an unknown option)
+# in loops, so their plain invocations (and zoo recommend's) are parsed here and handed to
+# the very same command functions. Anything this parser does not know (help, a typo, an unknown option)
 # goes to typer, which owns help, usage errors and every other command.
 
 _FAST_COMMANDS: dict[str, tuple[str, dict[str, str], dict[str, str], str | None]] = {
@@ -448,7 +448,13 @@ _FAST_COMMANDS: dict[str, tuple[str, dict[str, str], dict[str, str], str | None]
               "-n": "namespaces", "--json": "as_json"}, "many"),
     "info": ("info_cmd", {}, {"--json": "as_json"}, "one"),
     "plugins": ("plugins_cmd", {}, {"--json": "as_json"}, None),
+    # --top (an int) goes to typer; everything else here is text
+    "recommend": ("recommend_cmd", {"--task": "task", "-t": "task", "--data-size": "data_size",
+                                    "-d": "data_size", "--compute": "compute",
+                                    "--max-params": "max_params"},
+                  {"--json": "as_json"}, None),
 }
+_FAST_REQUIRED = {"recommend_cmd": ("task",)}
 
 
 def _parse_fast(argv: list[str]) -> tuple[str, dict[str, Any], list[Path], bool] | None:
@@ -504,6 +510,8 @@ def _parse_fast(argv: list[str]) -> tuple[str, dict[str, Any], list[Path], bool]
         kwargs["patterns"] = args or None
     elif args:
         return None
+    if any(k not in kwargs for k in _FAST_REQUIRED.get(fn, ())):
+        return None               # typer says what is missing
     return fn, kwargs, catalogs, debug
 
 
