@@ -115,7 +115,7 @@ def main() -> None:
     print(f"zoo recommend vs bare python:  {zrec / bare:.1f}x   (target <= 6x)")
     print(f"zoo list on a terminal vs python -c pass on one:  {tty_list / tty_bare:.1f}x   "
           "(target <= 6x)")
-    print(f"torchvision list_models vs zoo list: {tv / zlist:.1f}x slower than zoo list")
+    print(f"torchvision list_models vs zoo list: {tv / zlist:.0f}x faster")
     if timm:
         print(f"timm list_models vs zoo list: {timm / zlist:.0f}x faster  (target >= 30x)")
         print(f"timm list_models vs zoo info: {timm / zinfo:.0f}x faster  (target >= 30x)")

@@ -41,9 +41,11 @@ LINEAR_SLACK = 1.25
 
 
 def base_env() -> dict[str, str]:
-    """The caller's environment without zoo's own variables, so runs start alike."""
+    """The caller's environment without zoo's own variables, so runs start alike, and
+    without PYTHONDONTWRITEBYTECODE, which would recompile zoo's sources on every run."""
     return {k: v for k, v in os.environ.items()
-            if not k.startswith("ZOO_") or k in ("ZOO_NO_CACHE",)}
+            if (not k.startswith("ZOO_") or k in ("ZOO_NO_CACHE",))
+            and k != "PYTHONDONTWRITEBYTECODE"}
 
 
 def run(cmd: list[str], env: dict[str, str]) -> float:
