@@ -6,6 +6,8 @@ Fixtures stay in conftest.py; this module holds plain functions.
 from __future__ import annotations
 
 import importlib.util
+import socket
+import subprocess
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -56,3 +58,22 @@ def step_losses(optimizer, loss) -> tuple[float, float]:
     with torch.no_grad():
         after = loss()
     return before.item(), after.item()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop(proc: subprocess.Popen, timeout: float = 20) -> int:
+    """End a server started with Popen: SIGTERM, then SIGKILL if it has not exited within
+    ``timeout`` seconds; returns its exit code. Safe to call on one that already exited."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return proc.wait()

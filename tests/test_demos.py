@@ -10,7 +10,6 @@ with no weights. Answers are checked, not just received.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -18,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from helpers import free_port
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -120,12 +120,6 @@ def targets(tmp_dir):
             "minilm", "feature-extraction", minilm_from_package,
             input=InputSpec(size=(128,), dtype="int64")),
     }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

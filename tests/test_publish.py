@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from helpers import free_port
 from hub_api import WritableHub
 from typer.testing import CliRunner
 
@@ -249,9 +249,7 @@ def test_token_problems_and_someone_elses_repo_are_one_line_each(hub, monkeypatc
 
 
 def test_network_down_is_one_line(hub, monkeypatch):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
     with pytest.raises(HubError) as e:
         publish("lenet5.digits", "alice/x")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from helpers import free_port, stop
 
 from zoo.demos.space import read_front_matter
 
@@ -55,9 +55,7 @@ def test_exported_app_answers_a_request(space, tmp_path):
     from zoo.demos.base import EXAMPLES_DIR
 
     out, _ = space
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     log = tmp_path / "app.log"
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "ZOO_CATALOG")}
     env.update(GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False",
@@ -78,12 +76,7 @@ def test_exported_app_answers_a_request(space, tmp_path):
             handle_file(str(EXAMPLES_DIR / "digit_7.png")), api_name="/predict")
         assert answer["label"] == "7"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 def test_space_with_a_hub_pointer_names_the_model_and_copies_no_weights(tmp_path):

@@ -14,6 +14,7 @@ Downloaded weights are cached under :func:`weights_cache_dir` (``$ZOO_HOME/weigh
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from pathlib import Path
@@ -199,15 +200,48 @@ def load_weights(model: Any, path: str | os.PathLike[str], *, sha256: str | None
 
 
 def save_weights(model: Any, path: str | os.PathLike[str]) -> Path:
-    """Write the model's weights as safetensors, atomically (tied tensors are handled)."""
+    """Write the model's weights as safetensors, atomically (tied tensors are stored once).
+
+    The file is written next to ``path`` under a temporary name, synced to disk and renamed
+    over ``path``: a full disk, Ctrl-C or an error leaves the previous file as it was and
+    no temporary file behind. A crash can leave at most a hidden ``.NAME.PID.tmp``.
+    """
     from safetensors.torch import save_model
 
     p = Path(path)
-    tmp = p.with_name(p.name + ".tmp")
-    save_model(model, str(tmp))
-    os.chmod(tmp, 0o644)  # safetensors writes 0600; shipped and shared weights must be readable
-    os.replace(tmp, p)
+    # same directory: the rename stays on one file system and so is atomic; the process
+    # id keeps two processes saving the same path from writing into one temp file
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    try:
+        save_model(model, str(tmp))
+        os.chmod(tmp, 0o644)  # safetensors writes 0600; shipped and shared weights must be readable
+        # safetensors writes and closes the file itself: sync it through a second handle
+        # (fsync flushes the file's data, whichever descriptor asks)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, p)
+    except BaseException:
+        with contextlib.suppress(OSError):  # the original error is the one to report
+            tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(p.parent)
     return p
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (best effort: some file systems refuse)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fill_tied(own: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import sys
 import time
 from pathlib import Path
@@ -80,7 +82,12 @@ def write_metrics(out: Path, payload: dict[str, Any]) -> Path:
 
 
 def plot_curves(out: Path, history: list[dict[str, Any]], title: str = "") -> Path | None:
-    """Loss (train, validation) and accuracy/macro-F1 per epoch, as a PNG."""
+    """Loss (train, validation) and validation accuracy/macro-F1 per epoch, as a PNG.
+
+    The score axis spans the data, not [0, 1], so that the last few points (where runs
+    differ) are told apart; loss goes on a log scale once it falls by more than a decade.
+    The right panel's title names the best epoch. Written atomically.
+    """
     if not history:
         return None
     import matplotlib
@@ -88,25 +95,108 @@ def plot_curves(out: Path, history: list[dict[str, Any]], title: str = "") -> Pa
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    epochs = [h["epoch"] for h in history]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
-    ax1.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
-    if "val_loss" in history[0]:
-        ax1.plot(epochs, [h.get("val_loss") for h in history], "o-", label="validation")
-        ax2.plot(epochs, [h.get("accuracy") for h in history], "o-", label="accuracy")
-        if "macro_f1" in history[0]:
-            ax2.plot(epochs, [h.get("macro_f1") for h in history], "o-", label="macro-F1")
-        ax2.set_ylim(0, 1.02)
-        ax2.legend()
-    ax1.set_xlabel("epoch")
-    ax1.set_ylabel("loss")
-    ax1.legend()
-    ax2.set_xlabel("epoch")
-    ax2.set_ylabel("validation")
-    fig.suptitle(title)
-    fig.tight_layout()
+    fig = plt.figure()
     try:
+        _draw(fig, history, title)
         return atomic_write(Path(out) / CURVE_FILE,
-                            lambda f: fig.savefig(f, dpi=80, format="png"))
+                            lambda f: fig.savefig(f, dpi=110, format="png",
+                                                  pil_kwargs={"optimize": True}))
     finally:
         plt.close(fig)
+
+
+def _draw(fig: Any, history: list[dict[str, Any]], title: str) -> None:
+    """Lay out the loss panel and, when there are validation scores, the score panel."""
+    from matplotlib.ticker import MaxNLocator, NullFormatter
+
+    epochs = [h["epoch"] for h in history]
+    scores = {key: _series(history, key) for key in ("accuracy", "macro_f1")}
+    scores = {k: v for k, v in scores.items() if _finite(v)}
+    if scores:
+        fig.set_size_inches(9, 3.5)
+        ax1, ax2 = fig.subplots(1, 2)
+    else:  # no validation split: a score panel would be empty
+        fig.set_size_inches(5, 3.5)
+        ax1, ax2 = fig.subplots(1, 1), None
+    train_loss = _series(history, "train_loss")
+    ax1.plot(epochs, train_loss, "o-", ms=4, label="train")
+    losses = _finite(train_loss)
+    val_loss = _series(history, "val_loss")
+    if _finite(val_loss):
+        ax1.plot(epochs, val_loss, "s-", ms=4, label="validation")
+        losses += _finite(val_loss)
+    # a loss that falls from 2 to 0.03 is a flat line after epoch 3 on a linear axis
+    if losses and min(losses) > 0 and max(losses) / min(losses) > 10:
+        ax1.set_yscale("log")
+        ax1.yaxis.set_major_formatter(_plain_number)
+        # 2 and 5 labelled too over a decade or two; past that they would crowd the axis
+        ax1.yaxis.set_minor_formatter(_plain_number if max(losses) / min(losses) <= 300
+                                      else NullFormatter())
+    ax1.set_title("loss", fontsize=10)
+    ax1.set_ylabel("loss")
+    ax1.legend(frameon=False, loc="best")
+    axes = [ax1]
+    if ax2 is not None:
+        styles = {"accuracy": ("o-", "accuracy", {}),
+                  # accuracy and macro-F1 coincide on balanced data: dashed, open squares
+                  # drawn over the solid line keep both visible
+                  "macro_f1": ("s--", "macro-F1", {"mfc": "none", "mew": 1.2, "ms": 6})}
+        for key, values in scores.items():
+            fmt, label, extra = styles[key]
+            # unclipped: a marker at a perfect 1.0 sits on the axis' top edge, drawn whole
+            ax2.plot(epochs, values, fmt, label=label, clip_on=False, **{"ms": 4, **extra})
+        found = _finite([v for vs in scores.values() for v in vs])
+        lo, hi = min(found), max(found)
+        lo, hi = max(0.0, lo - 0.05), min(1.0, hi + 0.02)
+        if hi - lo < 0.05:  # a flat line: give it some room rather than a 0.001 axis
+            lo, hi = max(0.0, hi - 0.05), max(hi, 0.05)
+        ax2.set_ylim(lo, hi)
+        key = "accuracy" if "accuracy" in scores else next(iter(scores))
+        # the first epoch that reached the best score (ties go to the earlier one)
+        best_value, neg_epoch = max((v, -e) for e, v in zip(epochs, scores[key], strict=True)
+                                    if math.isfinite(v))
+        best_epoch = -neg_epoch
+        ax2.axvline(best_epoch, color="0.45", lw=1.0, ls=":", zorder=0)
+        # padded: unclipped markers at 1.0 would otherwise touch the title
+        ax2.set_title(f"best {styles[key][1]} {best_value:.3f} (epoch {best_epoch})",
+                      fontsize=10, pad=8)
+        ax2.set_ylabel("validation score")
+        ax2.legend(frameon=False, loc="best")
+        axes.append(ax2)
+    # the epochs' own range: with one finite point matplotlib would zoom to 1.9..2.1
+    margin = max(0.5, 0.04 * (max(epochs) - min(epochs)))
+    for ax in axes:
+        ax.set_xlim(min(epochs) - margin, max(epochs) + margin)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10],
+                                                  min_n_ticks=1))
+        ax.grid(True, which="major", color="0.9", lw=0.8)
+        ax.spines[["top", "right"]].set_visible(False)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+
+
+def _series(history: list[dict[str, Any]], key: str) -> list[float]:
+    """``history[*][key]`` as floats, NaN where an epoch lacks it (matplotlib leaves a gap)."""
+    out = []
+    for h in history:
+        v = h.get(key)
+        out.append(float(v) if isinstance(v, numbers.Real) else float("nan"))
+    return out
+
+
+def _finite(values: list[float]) -> list[float]:
+    """``values`` without NaN and infinities (a diverged epoch must not set the axes)."""
+    return [v for v in values if math.isfinite(v)]
+
+
+def _plain_number(value: float, _pos: Any = None) -> str:
+    """Log-axis tick labels as 0.05, 0.1, 2 rather than 5×10⁻²; only 1, 2 and 5 per decade
+    get one, so that the minor ticks do not crowd."""
+    if value <= 0:
+        return ""
+    mantissa = value / 10 ** math.floor(math.log10(value) + 1e-9)
+    if round(mantissa, 6) not in (1.0, 2.0, 5.0):
+        return ""
+    return f"{value:g}"
