@@ -185,7 +185,8 @@ class Adapter:
         """A ``gr.Interface`` for this adapter (not launched, no queue set)."""
         gr = gradio()
         return gr.Interface(
-            fn=self.predict, inputs=self.inputs(), outputs=self.outputs(),
+            fn=self.predict, inputs=[guard_input(c) for c in self.inputs()],
+            outputs=self.outputs(),
             examples=self.examples(), cache_examples=False, title=self.title(),
             description=self.description(), flagging_mode="never", api_name=api_name,
             submit_btn="Submit", time_limit=None)
@@ -219,13 +220,130 @@ class Adapter:
         raise NotImplementedError
 
 
+# -- input components ----------------------------------------------------------------
+
+def _shown(value: Any, limit: int = 40) -> str:
+    if hasattr(value, "path") or (isinstance(value, dict) and "path" in value):
+        return "the uploaded file"       # not the server's cache path
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _one_line(e: BaseException, limit: int = 160) -> str:
+    # gr.Error's str() is the repr of its message; the message itself reads better
+    text = str(getattr(e, "message", None) or e).strip()
+    return text.splitlines()[0][:limit] if text else type(e).__name__
+
+
+def _input_error(component: Any, payload: Any, e: Exception) -> str:
+    """One line saying which input could not be read and what it takes instead."""
+    label = getattr(component, "label", None) or type(component).__name__.lower()
+    explain = getattr(component, "zoo_error", None)
+    if explain is not None:
+        return explain(e)
+    if hasattr(component, "minimum"):       # gr.Number, gr.Slider
+        lo, hi = component.minimum, component.maximum
+        span = f" from {lo:g} to {hi:g}" if lo is not None and hi is not None else ""
+        return f"{label}: expected a number{span}, got {_shown(payload)}"
+    return (f"{label}: cannot use {_shown(payload)} ({type(e).__name__}: {_one_line(e)}); "
+            "give a value of the kind the field shows")
+
+
+def guard_input(component: Any) -> Any:
+    """Make ``component``'s preprocessing fail with a one-line ``gr.Error`` naming it.
+
+    Gradio turns an exception in a component's own preprocessing (a slider sent a string,
+    an upload Pillow cannot decode) into a bare "Error" with no message unless the app
+    shows every traceback; the user then learns nothing. Gradio's own ``gr.Error``s (a
+    value out of a slider's range) keep their text, prefixed with the input's label.
+    """
+    gr = gradio()
+    inner = component.preprocess
+    label = getattr(component, "label", None) or type(component).__name__.lower()
+    check = getattr(component, "zoo_precheck", None)
+
+    def preprocess(payload: Any) -> Any:
+        try:
+            if check is not None:
+                check(payload)
+            return inner(payload)
+        except gr.Error as e:
+            raise gr.Error(f"{label}: {_one_line(e, 300)}", print_exception=False) from None
+        except ZooError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+        except Exception as e:
+            raise gr.Error(_input_error(component, payload, e), print_exception=False) from None
+
+    component.preprocess = preprocess
+    return component
+
+
+def image_input(label: str = "image"):
+    """A ``gr.Image`` upload (PIL, any mode) whose unreadable or huge uploads are refused
+    with one clear line before Gradio decodes them (Gradio decodes a whole PNG to read
+    its EXIF orientation, so a 150-megapixel upload would otherwise cost GBs first)."""
+    gr = gradio()
+    comp = gr.Image(type="pil", image_mode=None, label=label, sources=["upload", "clipboard"])
+
+    def precheck(payload: Any) -> None:
+        path = getattr(payload, "path", None)
+        if path is None or str(getattr(payload, "url", "") or "").startswith("data:"):
+            return
+        open_image_header(path)
+
+    def explain(e: Exception) -> str:
+        # Gradio decoded the file and failed: it is cut short or corrupt past its header
+        if isinstance(e, OSError | SyntaxError | ValueError):
+            return (f"{label}: the image file is damaged ({_one_line(e, 80)}); upload it again "
+                    "or another image")
+        return f"{label}: {NOT_AN_IMAGE}"
+
+    comp.zoo_precheck, comp.zoo_error = precheck, explain
+    return comp
+
+
+def open_image_header(path: str) -> tuple[int, int]:
+    """``(width, height)`` of an image file from its header alone, refusing unreadable
+    files and images over ``MAX_IMAGE_PIXELS`` with one line (nothing is decoded)."""
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+    except Image.DecompressionBombError:
+        raise DemoInputError(f"the image is too large (over {Image.MAX_IMAGE_PIXELS:,} pixels); "
+                             f"upload one under {MAX_IMAGE_PIXELS // 1_000_000} "
+                             "megapixels") from None
+    except Exception:  # Pillow raises OSError, SyntaxError, ValueError... for junk bytes
+        raise DemoInputError(NOT_AN_IMAGE) from None
+    _check_size(w, h)
+    return w, h
+
+
+NOT_AN_IMAGE = ("the upload is not an image this demo can read; upload a PNG, JPEG, GIF, "
+                "BMP, TIFF or WEBP file")
+
+
+def _check_size(w: int, h: int) -> None:
+    if w * h > MAX_IMAGE_PIXELS:
+        raise DemoInputError(f"the image is {w}x{h} pixels, too large; upload one under "
+                             f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels")
+
+
 # -- shared input checks -------------------------------------------------------------
 
 def check_image(image: Any, *, what: str = "an image", min_side: int = 4):
-    """A PIL image from a Gradio value, refusing nothing-uploaded, tiny and huge images.
+    """A decoded 8-bit PIL image from a Gradio value, refusing nothing-uploaded, damaged,
+    tiny and huge images.
 
     Large images are shrunk to at most ``WORK_IMAGE_SIDE`` pixels a side, keeping the
-    aspect ratio: no model here looks at more, and the upload stays answerable.
+    aspect ratio: no model here looks at more, and the upload stays answerable. 16-bit
+    and float images are scaled to 8 bits by their range (a plain conversion clips them
+    to white).
     """
     from zoo.preprocess import load_image
 
@@ -233,16 +351,42 @@ def check_image(image: Any, *, what: str = "an image", min_side: int = 4):
         raise DemoInputError(f"no image: upload {what} (or click an example), then Submit")
     img = load_image(image)
     w, h = img.size
-    if w * h > MAX_IMAGE_PIXELS:
-        raise DemoInputError(f"the image is {w}x{h} pixels, too large; upload one under "
-                             f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels")
+    _check_size(w, h)
     if min(w, h) < min_side:
         raise DemoInputError(f"the image is {w}x{h} pixels, too small to read; upload one at "
                              f"least {min_side}x{min_side}")
+    try:
+        img.load()
+    except Exception as e:  # a cut-short or corrupt file decodes only up to the damage
+        raise DemoInputError(f"the image file is damaged ({_one_line(e, 80)}); upload it "
+                             "again or another image") from None
     if max(w, h) > WORK_IMAGE_SIDE:
         img = img.copy()
         img.thumbnail((WORK_IMAGE_SIDE, WORK_IMAGE_SIDE))
-    return img
+    return to_8bit(img)          # after shrinking: the float copy is of the small image
+
+
+def to_8bit(img):
+    """``img`` with 16/32-bit integer and float greyscale modes mapped to 8-bit ``L``.
+
+    16-bit images are scaled by their full range (65535 is white), float images in
+    [0, 1] by 255, anything else by its own min and max; NaN and infinities become 0.
+    Other modes come back unchanged.
+    """
+    import numpy as np
+    from PIL import Image
+
+    if not (img.mode.startswith("I") or img.mode == "F"):
+        return img
+    a = np.nan_to_num(np.asarray(img, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+    if img.mode.startswith("I;16"):
+        a = a / 65535.0 * 255.0
+    elif img.mode == "F" and lo >= 0.0 and hi <= 1.0:
+        a = a * 255.0
+    elif lo < 0.0 or hi > 255.0:
+        a = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
+    return Image.fromarray(np.clip(a.round(), 0, 255).astype(np.uint8))
 
 
 def check_text(text: Any, *, what: str = "text", max_chars: int = MAX_TEXT_CHARS) -> str:

@@ -69,12 +69,17 @@ def read_edge_file(path: str) -> tuple[list[str], list[tuple[int, int]]]:
     if os.path.getsize(path) > MAX_EDGE_FILE_BYTES:
         raise DemoInputError(f"the edge list file is over {MAX_EDGE_FILE_BYTES // 1_000_000} MB; "
                              "upload a smaller graph")
+    not_text = DemoInputError("the uploaded file is not text; upload an edge list "
+                              "(one 'SOURCE TARGET' pair a line)")
     try:
-        with open(path, encoding="utf-8") as fh:
+        # utf-8-sig: editors on Windows start files with a byte-order mark, which would
+        # otherwise glue itself to the first node's name
+        with open(path, encoding="utf-8-sig") as fh:
             text = fh.read()
     except UnicodeDecodeError:
-        raise DemoInputError("the uploaded file is not text; upload an edge list "
-                             "(one 'SOURCE TARGET' pair a line)") from None
+        raise not_text from None
+    if "\x00" in text:          # valid UTF-8, but binary (a NUL never occurs in text files)
+        raise not_text
     return parse_edge_list(text)
 
 

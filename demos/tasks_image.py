@@ -14,6 +14,7 @@ from .base import (
     check_image,
     example_path,
     gradio,
+    image_input,
     task_helper,
 )
 from .targets import Target
@@ -96,9 +97,7 @@ class ImageClassification(Adapter):
         return max(1, min(5, n))
 
     def inputs(self):
-        gr = gradio()
-        return [gr.Image(type="pil", image_mode=None, label="image",
-                         sources=["upload", "clipboard"])]
+        return [image_input()]
 
     def outputs(self):
         gr = gradio()
@@ -133,8 +132,7 @@ class ObjectDetection(Adapter):
 
     def inputs(self):
         gr = gradio()
-        return [gr.Image(type="pil", image_mode=None, label="image",
-                         sources=["upload", "clipboard"]),
+        return [image_input(),
                 gr.Slider(0.0, 1.0, value=0.3, step=0.05, label="score threshold")]
 
     def outputs(self):
@@ -147,7 +145,13 @@ class ObjectDetection(Adapter):
         return [[example_path("shapes.png"), 0.3]]
 
     def run(self, model, image, threshold=0.3):
+        from PIL import Image
+
         img = check_image(image).convert("RGB")
+        # check_image shrinks big uploads: the picture shows the shrunk image, the table
+        # promises pixels of the upload
+        up_w, up_h = image.size if isinstance(image, Image.Image) else img.size
+        sx, sy = up_w / img.width, up_h / img.height
         try:
             threshold = float(threshold if threshold is not None else 0.3)
         except (TypeError, ValueError):
@@ -170,11 +174,17 @@ class ObjectDetection(Adapter):
             y0, y1 = sorted((max(0, min(img.height, y0)), max(0, min(img.height, y1))))
             name = (names[int(label)] if names and isinstance(label, int) and label < len(names)
                     else str(label))
-            dets.append((name, round(score, 3), round(x0), round(y0), round(x1), round(y1)))
+            dets.append((name, round(score, 3), x0, y0, x1, y1))
         dets.sort(key=lambda d: -d[1])
-        annotations = [((d[2], d[3], max(d[4], d[2] + 1), max(d[5], d[3] + 1)),
-                        f"{d[0]} {d[1]:.2f}") for d in dets]
-        return (img, annotations), [list(d) for d in dets]
+        annotations = []
+        for name, score, x0, y0, x1, y1 in dets:
+            # at least one pixel, inside the picture
+            x0, y0 = min(round(x0), img.width - 1), min(round(y0), img.height - 1)
+            annotations.append(((x0, y0, max(round(x1), x0 + 1), max(round(y1), y0 + 1)),
+                                f"{name} {score:.2f}"))
+        table = [[name, score, round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy)]
+                 for name, score, x0, y0, x1, y1 in dets]
+        return (img, annotations), table
 
     def _forward(self, model, img):
         """No helper: resize per the input spec (if any) and read the model's boxes."""
@@ -290,8 +300,11 @@ class ImageGeneration(Adapter):
             seed = int(seed if seed is not None else 0)
             n = int(n if n is not None else 1)
             truncation = float(truncation if truncation is not None else 1.0)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise DemoInputError("seed, images and truncation must be numbers") from None
+        if not -(2**63) <= seed < 2**63:     # torch seeds are 64-bit
+            raise DemoInputError(f"seed must be a whole number of at most 18 digits, got "
+                                 f"{seed:.3g}")
         if not 1 <= n <= 64:
             raise DemoInputError(f"images must be between 1 and 64, got {n}")
         if not 0 < truncation <= 10:
@@ -343,8 +356,7 @@ class ImageToImage(Adapter):
 
     def inputs(self):
         gr = gradio()
-        comps = [gr.Image(type="pil", image_mode=None, label="image",
-                          sources=["upload", "clipboard"])]
+        comps = [image_input()]
         if self.two_way():
             comps.append(gr.Radio(["AB", "BA"], value="AB", label="direction (A to B, B to A)"))
         return comps

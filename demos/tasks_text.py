@@ -27,6 +27,8 @@ POSITIVE = "What a wonderful day, I love this and everything went great!"
 NEGATIVE = "This is awful. I hate it, the worst experience ever, totally broken."
 STAND_IN = ("No tokenizer ships with this model, so a byte-level stand-in is used: "
             "answers only show that the model runs.")
+#: temperatures below this decode greedily (as 0 does)
+MIN_TEMPERATURE = 1e-3
 
 
 def _seq_len(adapter: Adapter, default: int = 64) -> int:
@@ -175,6 +177,10 @@ class TextGeneration(_TextAdapter):
             raise DemoInputError(f"max new tokens must be 1..1024, got {max_tokens}")
         if not 0 <= temperature <= 5:
             raise DemoInputError(f"temperature must be 0..5, got {temperature}")
+        if temperature < MIN_TEMPERATURE:
+            # logits / 1e-300 overflow to inf and sampling fails on NaN probabilities;
+            # this close to 0 sampling is greedy decoding anyway
+            temperature = 0.0
         done, out = self.helper(model, prompt, **{"max_new_tokens|max_tokens": max_tokens,
                                                   "temperature": temperature})
         if done:
@@ -213,10 +219,27 @@ class Translation(_TextAdapter):
             return [["March 3, 2021"], ["3rd of July 1999"], ["12/25/2049"]]
         return [["the cat sat on the mat"], ["a small model for a small machine"]]
 
+    def check_length(self, model, text: str) -> None:
+        """Refuse a source longer than the model's positions, counted with its own tokenizer.
+
+        A model with a vocabulary of its own (``model.src_vocab``, the seq2seq family)
+        reads at most ``max_len`` tokens; past that the family's error tells a developer
+        to rebuild the model, which a demo user cannot do.
+        """
+        vocab = getattr(model, "src_vocab", None)
+        limit = self.target.kwargs.get("max_len")
+        if vocab is None or not hasattr(vocab, "split") or not limit:
+            return
+        n = len(vocab.split(text))
+        if n > int(limit):
+            raise DemoInputError(f"the text is {n:,} tokens long; this model reads at most "
+                                 f"{int(limit):,}. Shorten it")
+
     def run(self, model, text):
         import torch
 
         text = check_text(text, max_chars=2000)
+        self.check_length(model, text)
         done, out = self.helper(model, text)
         if done:
             return out if isinstance(out, str) else " ".join(map(str, out))
