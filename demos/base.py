@@ -345,7 +345,7 @@ def check_image(image: Any, *, what: str = "an image", min_side: int = 4):
     and float images are scaled to 8 bits by their range (a plain conversion clips them
     to white).
     """
-    from zoo.preprocess import load_image
+    from zoo.preprocess import load_image, to_8bit
 
     if image is None:
         raise DemoInputError(f"no image: upload {what} (or click an example), then Submit")
@@ -364,29 +364,6 @@ def check_image(image: Any, *, what: str = "an image", min_side: int = 4):
         img = img.copy()
         img.thumbnail((WORK_IMAGE_SIDE, WORK_IMAGE_SIDE))
     return to_8bit(img)          # after shrinking: the float copy is of the small image
-
-
-def to_8bit(img):
-    """``img`` with 16/32-bit integer and float greyscale modes mapped to 8-bit ``L``.
-
-    16-bit images are scaled by their full range (65535 is white), float images in
-    [0, 1] by 255, anything else by its own min and max; NaN and infinities become 0.
-    Other modes come back unchanged.
-    """
-    import numpy as np
-    from PIL import Image
-
-    if not (img.mode.startswith("I") or img.mode == "F"):
-        return img
-    a = np.nan_to_num(np.asarray(img, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
-    if img.mode.startswith("I;16"):
-        a = a / 65535.0 * 255.0
-    elif img.mode == "F" and lo >= 0.0 and hi <= 1.0:
-        a = a * 255.0
-    elif lo < 0.0 or hi > 255.0:
-        a = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
-    return Image.fromarray(np.clip(a.round(), 0, 255).astype(np.uint8))
 
 
 def check_text(text: Any, *, what: str = "text", max_chars: int = MAX_TEXT_CHARS) -> str:

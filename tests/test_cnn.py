@@ -388,3 +388,22 @@ def test_train_lenet5_digits_smoke(tmp_path):
     metrics = train.main(out, epochs=1, copies=1, limit=200, verbose=False)
     assert out.is_file() and out.with_suffix(".json").is_file()
     assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["config"]["train_size"] == 200
+
+
+@pytest.mark.parametrize("mode", ["I;16", "F"])
+def test_predict_reads_16_bit_and_float_images_by_their_range(tmp_path, mode):
+    """convert('L') clips 16-bit and float pixels to white; zoo scales them instead."""
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    right = 0
+    for i in range(10):
+        a = np.kron(x[i].reshape(8, 8), np.ones((4, 4))) / 16.0
+        a = (a * 65535).astype(np.uint16) if mode == "I;16" else a.astype(np.float32)
+        path = tmp_path / f"{i}.{'png' if mode == 'I;16' else 'tiff'}"
+        Image.fromarray(a).save(path)
+        assert Image.open(path).mode in ("I;16", "I", "F")
+        right += int(zoo.predict("lenet5.digits", str(path))[0][0]) == y[i]
+    assert right >= 9

@@ -173,8 +173,10 @@ def list_cmd(
         if task is not None and not items:
             _check_choice(task, {s.task for s in reg}, "task")
         if as_json:
+            # A trained model's own size (its tag's kwargs may shrink the architecture).
             return _json([{"name": f"{s.name}.{t}", "model": s.name, "tag": t,
-                           "family": s.family, "task": s.task_for(t), "params": s.params,
+                           "family": s.family, "task": s.task_for(t),
+                           "params": s.params_for(t), "gflops": s.gflops_for(t),
                            "dataset": s.pretrained[t].dataset,
                            "metrics": dict(s.pretrained[t].metrics),
                            "source": s.pretrained[t].source} for s, t in items])
@@ -182,7 +184,7 @@ def list_cmd(
             print("No trained models match.", file=sys.stderr)
             return
         _table(["NAME", "FAMILY", "TASK", "PARAMS", "DATASET", "METRICS"],
-               [[f"{s.name}.{t}", s.family, s.task_for(t), human_count(s.params),
+               [[f"{s.name}.{t}", s.family, s.task_for(t), human_count(s.params_for(t)),
                  s.pretrained[t].dataset or "-",
                  ", ".join(f"{k}={v:g}" for k, v in s.pretrained[t].metrics.items()) or "-"]
                 for s, t in items])
@@ -229,8 +231,7 @@ def info_cmd(
          + (f" <{data['paper_url']}>" if data["paper_url"] else "")],
         ["year", str(data["year"] or "-")],
         ["license", data["license"] or "-"],
-        ["params", f"{data['params']:,}" if data["params"] else "-"],
-        ["gflops", f"{data['gflops']:g}" if data["gflops"] is not None else "-"],
+        *_size_rows(data),
         ["input", _fmt_input(inp)],
         ["tags", ", ".join(data["tags"]) or "-"],
         ["builder", data["builder"] + (f" {json.dumps(data['kwargs'])}" if data["kwargs"] else "")],
@@ -241,13 +242,36 @@ def info_cmd(
         if data["tag"] and tag != data["tag"]:
             continue
         metrics = ", ".join(f"{k}={v:g}" for k, v in pre["metrics"].items())
+        # Another tag's size, when it is not the architecture's (the selected tag's is
+        # in the params row already).
+        size = "" if tag == data["tag"] or pre["params"] == data["params"] else \
+            f"  {human_count(pre['params'])} params"
         rows.append([f"{data['name']}.{tag}",
                      pre["source"] + (f"  [{pre['dataset']}]" if pre["dataset"] else "")
-                     + (f"  {metrics}" if metrics else "")
+                     + (f"  {metrics}" if metrics else "") + size
                      + ("  (default)" if pre["default"] else "")])
     if not data["pretrained"]:
         rows.append(["pretrained", "none (architecture only)"])
     _table(["FIELD", title], rows)
+
+
+def _size_rows(data: dict[str, Any]) -> list[list[str]]:
+    """The params and gflops rows of ``zoo info``: the selected trained model's own figures,
+    with the architecture's beside them when its kwargs make it another size."""
+    def fmt_params(n: int | None) -> str:
+        return f"{n:,}" if n else "-"
+
+    def fmt_gflops(g: float | None) -> str:
+        return f"{g:g}" if g is not None else "-"
+
+    arch = (fmt_params(data["params"]), fmt_gflops(data["gflops"]))
+    sel = data.get("selected")
+    if sel is None:
+        return [["params", arch[0]], ["gflops", arch[1]]]
+    own = (fmt_params(sel["params"]), fmt_gflops(sel["gflops"]))
+    return [[key, value + (f"  (architecture {name}: {base})" if value != base else "")]
+            for key, value, base, name in (("params", own[0], arch[0], data["name"]),
+                                           ("gflops", own[1], arch[1], data["name"]))]
 
 
 def _few_names(names: list[str], n: int = 3) -> str:
@@ -437,8 +461,8 @@ def plugins_cmd(as_json: JsonOpt = False) -> None:
 # pydantic to do so costs more than everything `zoo list` itself does (measured: ~90 ms
 # of a 0.27 s run). The listing commands are the ones people run all day and scripts run
 # in loops, so their plain invocations (and zoo recommend's) are parsed here and handed to
-# the very same command functions. Anything this parser does not know (help, a typo, an unknown option)
-# goes to typer, which owns help, usage errors and every other command.
+# the very same command functions. Anything this parser does not know (help, a typo, an
+# unknown option) goes to typer, which owns help, usage errors and every other command.
 
 _FAST_COMMANDS: dict[str, tuple[str, dict[str, str], dict[str, str], str | None]] = {
     # command: (function name, value options, flags, positional: "many" | "one" | None)

@@ -81,6 +81,29 @@ def center_ink(grey, *, invert: bool | None):
     return Image.fromarray(canvas.astype(np.uint8), mode="L")
 
 
+def to_8bit(img):
+    """``img`` with 16/32-bit integer and float greyscale modes mapped to 8-bit ``L``.
+
+    16-bit images are scaled by their full range (65535 is white), float images in
+    [0, 1] by 255, anything else by its own min and max; NaN and infinities become 0.
+    Other modes come back unchanged.
+    """
+    import numpy as np
+    from PIL import Image
+
+    if not (img.mode.startswith("I") or img.mode == "F"):
+        return img
+    a = np.nan_to_num(np.asarray(img, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+    if img.mode.startswith("I;16"):
+        a = a / 65535.0 * 255.0
+    elif img.mode == "F" and lo >= 0.0 and hi <= 1.0:
+        a = a * 255.0
+    elif lo < 0.0 or hi > 255.0:
+        a = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
+    return Image.fromarray(np.clip(a.round(), 0, 255).astype(np.uint8))
+
+
 def image_to_tensor(image: Any, spec: InputSpec, *, center: bool = False):
     """A normalised ``1 x C x H x W`` float tensor for ``spec`` from any image.
 
@@ -99,8 +122,9 @@ def image_to_tensor(image: Any, spec: InputSpec, *, center: bool = False):
     img = _flatten_alpha(load_image(image))
     if img.width < 1 or img.height < 1:
         raise UsageError("the image is empty")
+    img = to_8bit(img)   # convert("L") would clip 16-bit and float images to white
     if img.mode not in ("L", "RGB"):
-        img = img.convert("RGB") if img.mode not in ("I", "I;16", "F", "1") else img.convert("L")
+        img = img.convert("RGB") if img.mode != "1" else img.convert("L")
     img = img.convert("L") if c == 1 else img.convert("RGB")
     if center:
         if c != 1:

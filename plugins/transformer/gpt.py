@@ -70,7 +70,7 @@ def generate_ids(model, ids: list[int], *, max_new_tokens: int, temperature: flo
             logits = res.logits[0, -1].float()
             if banned:
                 logits[list(banned)] = float("-inf")
-            if temperature == 0:
+            if temperature < 1e-3:      # logits / 1e-300 overflows: near zero is greedy
                 nxt = int(logits.argmax())
             else:
                 logits = logits / temperature
