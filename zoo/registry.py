@@ -1,8 +1,10 @@
 """The Registry: every model and family that plugins and catalogs declared, and queries on it.
 
-Plugins fill it through hooks (see :mod:`zoo.hookspecs`); each plugin's additions are
-staged and committed together, so a plugin that fails half-way adds nothing. A name that
-is already taken is refused with a message naming both plugins; nothing is overwritten.
+Plugins fill it through hooks (see :mod:`zoo.hookspecs`); each plugin's additions
+(models, families, namespaces) are staged and committed together, so a plugin that fails
+half-way adds nothing. Everything added is checked here: an invalid model, family or
+namespace, or a name that is already taken, is refused with one line naming the plugin
+(a user catalog's mistake raises CatalogError instead); nothing is overwritten.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import difflib
 import fnmatch
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import replace
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,8 @@ class Registry:
         self._staged: dict[str, ModelSpec] | None = None
         self.problems: dict[str, list[str]] = {}  # plugin -> messages
         self._namespaces: dict[str, Namespace] = {}
+        # Families and namespaces as they were before the current plugin began.
+        self._before: tuple[dict[str, FamilySpec], dict[str, Namespace]] | None = None
 
     # -- used by plugins ---------------------------------------------------------------
 
@@ -39,8 +43,22 @@ class Registry:
                    example_input: str | Callable[..., Any] | None = None,
                    finetune: Mapping[str, Any] | None = None) -> None:
         """Declare a family. ``example_input`` is a lazy ``"module:fn"`` returning the
-        positional args of one forward pass, called as ``fn(spec, tag)``."""
+        positional args of one forward pass, called as ``fn(spec, tag)``.
+
+        A name that is not a plain lowercase word (``cnn``, ``vision-x``), or a field of the
+        wrong type, is refused: reported for a plugin, CatalogError for a user catalog.
+        """
         owner = self._plugin or "<code>"
+        finetune = freeze(finetune or {})
+        bad = [what for what, ok in (
+            ("name", _plain_name(name)),
+            ("description", isinstance(description, str)),
+            ("example_input", example_input is None or _lazy(example_input)),
+            ("finetune", isinstance(finetune, Mapping))) if not ok]
+        if bad:
+            # A family named 5 would break every later typo check and every sorted listing.
+            self._refuse(f"family {str(name)[:40]!r} has invalid {', '.join(bad)}; refused")
+            return
         if name in self._families:
             prev = self._families[name].plugin
             if prev != owner:
@@ -49,35 +67,44 @@ class Registry:
             return
         self._families[name] = FamilySpec(name=name, description=description,
                                           example_input=example_input,
-                                          finetune=freeze(finetune or {}), plugin=owner)
+                                          finetune=finetune, plugin=owner)
 
-    def add_model(self, spec: ModelSpec | None = None, /, **fields: Any) -> None:
-        """Register one model, given as a ModelSpec or as keyword fields.
+    def add_model(self, spec: ModelSpec | Mapping[str, Any] | None = None, /,
+                  **fields: Any) -> None:
+        """Register one model, given as a ModelSpec, a dict of fields or keyword fields.
 
-        Keyword fields are those of a catalog table (``name``, ``family``, ``task``,
-        ``builder`` — a lazy ``"module:callable"`` or a callable —, ``kwargs``, ``input``,
-        ``pretrained`` ...) and are validated the same way. A model that is invalid or
-        whose name is taken is refused and reported; the plugin's other models stay.
+        Fields are those of a catalog table (``name``, ``family``, ``task``, ``builder`` — a
+        lazy ``"module:callable"`` or a callable —, ``kwargs``, ``input``, ``pretrained``
+        ...). Every form is validated the way a catalog table is (a ModelSpec is a plain
+        dataclass: anything fits in it), and the model belongs to the plugin adding it,
+        whatever its ``plugin`` field says. A model that is invalid or whose name is taken
+        is refused and reported (a user catalog's raises); the plugin's other models stay.
         """
         from .catalog import spec_from_fields
 
         owner = self._plugin or "<code>"
+        if isinstance(spec, ModelSpec):
+            fields = _spec_fields(spec)
+        elif isinstance(spec, Mapping):
+            bad = [k for k in spec if not isinstance(k, str)]
+            if bad:
+                self._refuse(f"a model given as a dict has non-text keys {bad[:3]!r}; refused")
+                return
+            fields = dict(spec)
+        elif spec is not None:
+            self._refuse(f"add_model takes a ModelSpec, a dict or keyword fields, not "
+                         f"a value of type {type(spec).__name__}; refused")
+            return
+        name = fields.pop("name", None)
+        origin = fields.pop("origin", None)
         try:
-            if spec is None:
-                name = fields.pop("name", None)
-                origin = fields.pop("origin", None)
-                spec = spec_from_fields(name, fields, plugin=owner, origin=origin)
-            elif not NAME_RE.match(spec.name):
-                raise CatalogError("invalid model name; use lowercase letters, digits, '_' and "
-                                   "'-' (optionally NAMESPACE/NAME)", model=spec.name, path=owner)
+            built = spec_from_fields(name, fields, plugin=owner, origin=origin)
         except CatalogError as e:
             if owner.startswith("catalog:"):
                 raise
             self._problem(str(e))
             return
-        if spec.plugin != owner:
-            spec = replace(spec, plugin=owner)
-        self._put(spec)
+        self._put(built)
 
     def add_namespace(self, prefix: str, *, resolve: str | Callable[[str], ModelSpec | None],
                       names: str | Callable[[], list[str]], description: str = "") -> None:
@@ -89,8 +116,21 @@ class Registry:
                 ``PREFIX/name`` or ``None`` if the library has no such model.
             names: lazy ``"module:fn"``; ``fn()`` returns every model name of the library
                 (called only when a user asks to list the namespace).
+            description: one line for listings.
+
+        A prefix that is not a plain lowercase word, or a field of the wrong type, is
+        refused: reported for a plugin, CatalogError for a user catalog.
         """
         owner = self._plugin or "<code>"
+        bad = [what for what, ok in (
+            ("prefix", _plain_name(prefix)),
+            ("resolve", _lazy(resolve)),
+            ("names", _lazy(names)),
+            ("description", isinstance(description, str))) if not ok]
+        if bad:
+            self._refuse(f"namespace {str(prefix)[:40]!r} has invalid {', '.join(bad)}; "
+                         "refused")
+            return
         if prefix in self._namespaces:
             self._problem(f"namespace '{prefix}/' is already provided by plugin "
                           f"'{self._namespaces[prefix].plugin}'; kept theirs")
@@ -127,27 +167,58 @@ class Registry:
     # -- used by the plugin loader -----------------------------------------------------
 
     def begin(self, plugin: str) -> None:
-        """Start staging one plugin's additions."""
+        """Start staging one plugin's additions (a plugin, or ``"catalog:PATH"``).
+
+        Its models are held apart until :meth:`commit`; its families and namespaces are
+        usable at once (its own models need them), and :meth:`rollback` takes them out.
+        """
         self._plugin, self._staged = plugin, {}
+        self._before = (dict(self._families), dict(self._namespaces))
 
     def commit(self) -> list[str]:
         """Keep what the current plugin staged; return the model names it added."""
         staged = self._staged or {}
         self._models.update(staged)
-        self._plugin, self._staged = None, None
+        self._plugin, self._staged, self._before = None, None, None
         return list(staged)
 
     def rollback(self) -> None:
-        """Drop what the current plugin staged (it failed half-way)."""
-        self._plugin, self._staged = None, None
+        """Drop everything the current plugin added since :meth:`begin` (it failed
+        half-way): its models, families and namespaces."""
+        if self._before is not None:
+            families, namespaces = self._before
+            # In place: callers may hold the mappings ``families`` and ``namespaces`` gave.
+            self._families.clear()
+            self._families.update(families)
+            self._namespaces.clear()
+            self._namespaces.update(namespaces)
+        self._plugin, self._staged, self._before = None, None, None
+
+    def remove_plugin(self, plugin: str) -> None:
+        """Take out what ``plugin`` added and committed earlier: its models, its namespaces,
+        and the families it declared that no remaining model uses.
+
+        For a plugin that fails in a later hook (``zoo_register_models``) after an earlier
+        one (``zoo_register_families``) was committed: it then leaves nothing behind.
+        """
+        for name in [n for n, s in self._models.items() if s.plugin == plugin]:
+            del self._models[name]
+        for prefix in [p for p, ns in self._namespaces.items() if ns.plugin == plugin]:
+            del self._namespaces[prefix]
+        used = {s.family for s in self._models.values()}
+        for fam in [f for f, spec in self._families.items()
+                    if spec.plugin == plugin and f not in used]:
+            del self._families[fam]
 
     def _problem(self, message: str) -> None:
         self.problems.setdefault(self._plugin or "<code>", []).append(message)
 
-    def _refuse(self, spec: ModelSpec, message: str) -> None:
+    def _refuse(self, message: str, spec: ModelSpec | None = None) -> None:
         """A user catalog's mistake stops the command; a plugin's is reported and skipped."""
-        if (self._plugin or "").startswith("catalog:"):
-            raise CatalogError(message, path=spec.origin, model=spec.name)
+        plugin = self._plugin or ""
+        if plugin.startswith("catalog:"):
+            raise CatalogError(message, path=spec.origin if spec else plugin[len("catalog:"):],
+                               model=spec.name if spec else None)
         self._problem(message)
 
     def _put(self, spec: ModelSpec) -> None:
@@ -157,17 +228,22 @@ class Registry:
         if prev is not None:
             where = f" ({prev.origin})" if prev.origin and prev.plugin != spec.plugin else ""
             ns = (spec.plugin or "plugin").split(":")[-1].split("/")[-1].replace(".", "-")
-            self._refuse(spec, f"model '{name}' from plugin '{spec.plugin}' clashes with "
+            self._refuse(f"model '{name}' from plugin '{spec.plugin}' clashes with "
                                f"'{name}' from plugin '{prev.plugin}'{where}; kept the first. "
-                               f"Rename it or namespace it as '{ns}/{name.split('/')[-1]}'")
+                               f"Rename it or namespace it as '{ns}/{name.split('/')[-1]}'",
+                         spec)
             return
         if spec.family not in self._families:
             close = difflib.get_close_matches(spec.family, list(self._families), n=1,
                                               cutoff=0.75)
             if close:
-                self._refuse(spec, f"model '{name}' has unknown family '{spec.family}'; did "
-                                   f"you mean '{close[0]}'? Families: "
-                                   + ", ".join(sorted(self._families)))
+                self._refuse(f"model '{name}' has unknown family '{spec.family}'; did "
+                             f"you mean '{close[0]}'? Families: "
+                             + ", ".join(sorted(self._families)), spec)
+                return
+            if not _plain_name(spec.family):
+                self._refuse(f"model '{name}' has invalid family name '{spec.family}'; use "
+                             "lowercase letters, digits, '_' and '-'", spec)
                 return
             # A plugin or catalog may bring a family of its own without declaring it first.
             self.add_family(spec.family, description=f"declared by '{spec.plugin}'")
@@ -311,6 +387,30 @@ class Namespace:
 
             fn = self._fns[which] = import_object(fn, what=f"namespace '{self.prefix}/'")
         return fn(*args)
+
+
+def _plain_name(value: Any) -> bool:
+    """A family or namespace name: lowercase letters, digits, '_' and '-' (no '/')."""
+    return isinstance(value, str) and "/" not in value and NAME_RE.match(value) is not None
+
+
+def _lazy(value: Any) -> bool:
+    """A lazy ``"module:fn"`` path or a callable."""
+    return isinstance(value, str) or callable(value)
+
+
+def _spec_fields(spec: ModelSpec) -> dict[str, Any]:
+    """A ModelSpec as keyword fields of :meth:`Registry.add_model` (unset ones left out),
+    so that it is validated like a catalog table."""
+    out: dict[str, Any] = {"name": spec.name, "origin": spec.origin}
+    for f in dataclass_fields(spec):
+        if f.name in ("name", "plugin", "origin"):
+            continue
+        value = getattr(spec, f.name)
+        if value is None or (isinstance(value, Mapping | tuple) and not value):
+            continue
+        out[f.name] = value
+    return out
 
 
 def _match(spec: ModelSpec, pattern: str) -> bool:
