@@ -162,3 +162,66 @@ def test_pass_through_namespace_resolves_lazily_and_lists_only_on_request():
         reg.spec("lib/betta")
     assert [s.name for s in reg.list(["lib/*"])] == ["lib/alpha", "lib/beta"]
     assert [s.name for s in reg.list(namespaces=True)] == ["lib/alpha", "lib/beta"]
+
+
+def test_rollback_takes_back_a_failing_plugins_families_namespaces_and_models():
+    reg = Registry()
+    reg.begin("good")
+    reg.add_family("cnn", description="images")
+    reg.add_model(name="lenet5", **lenet_fields())
+    reg.commit()
+    reg.begin("bad")
+    reg.add_family("mlp", description="perceptrons")
+    reg.add_namespace("acme", resolve=lambda n: None, names=lambda: [], description="x")
+    reg.add_model(name="half", **lenet_fields(family="mlp"))
+    reg.rollback()
+    assert set(reg.families) == {"cnn"} and "acme" not in reg.namespaces
+    assert "half" not in reg and "lenet5" in reg
+
+
+def test_remove_plugin_drops_what_it_committed_and_nothing_else():
+    reg = Registry()
+    for plugin, fam, model in (("a", "cnn", "one"), ("b", "mlp", "two")):
+        reg.begin(plugin)
+        reg.add_family(fam)
+        reg.add_model(name=model, **lenet_fields(family=fam))
+        reg.commit()
+    reg.remove_plugin("b")
+    assert "two" not in reg and "mlp" not in reg.families
+    assert "one" in reg and "cnn" in reg.families
+
+
+@pytest.mark.parametrize("bad", [{"name": "Bad Name"}, {"name": 5}, {"name": "a/b"},
+                                 {"description": 3}, {"finetune": "head"}])
+def test_bad_families_are_reported_for_plugins_and_raised_for_catalogs(bad):
+    from zoo.errors import CatalogError
+
+    args = {"name": "mlp", **bad}
+    reg = Registry()
+    reg.begin("plugin")
+    reg.add_family(args.pop("name"), **args)
+    reg.commit()
+    assert reg.problems["plugin"] and len(reg.families) == 0
+    reg.begin("catalog:/x.toml")
+    args = {"name": "mlp", **bad}
+    with pytest.raises(CatalogError):
+        reg.add_family(args.pop("name"), **args)
+
+
+def test_add_model_validates_specs_and_dicts_like_keyword_fields():
+    import dataclasses
+
+    reg = Registry()
+    reg.begin("p")
+    reg.add_family("cnn")
+    reg.add_model({"name": "ok", **lenet_fields()})
+    reg.add_model("not a model")
+    reg.commit()
+    assert "ok" in reg and reg.spec("ok").plugin == "p"
+    assert any("not a value of type str" in p for p in reg.problems["p"]), reg.problems
+    broken = dataclasses.replace(reg.spec("ok"), name="broken", params="lots")
+    reg.begin("q")
+    reg.add_model(broken)
+    reg.commit()
+    assert "broken" not in reg
+    assert any("params" in p for p in reg.problems["q"]), reg.problems
