@@ -100,3 +100,168 @@ def test_cli_json_and_no_torch_import():
     assert recs == sorted(recs, key=lambda r: -r["score"])
     proc = run_zoo("recommend", "--task", "nope")
     assert proc.returncode == 2 and proc.stderr.startswith("Error: unknown task")
+
+
+# -- encoders: feature-extraction weights offered for a classification task -------------------
+#
+# Hand-worked scores (cpu: 15M parameters train comfortably; the score is
+# 3.0 x (1.0 broad data | 0.4 other) for weights when data < 10k (1.5 x ... above),
+# - 1.5 log10(params / 15M) when larger, - 0.5 log10(params / 1M) on a CPU, + 1 when tagged
+# small, - 2 for random weights on < 1k examples). At 800 examples on a CPU:
+#   enc.sentence      3.0 - 1.5 log10(20/15) - 0.5 log10(20) + 1 = 3.0 - 0.187 - 0.651 + 1 = 3.162
+#   rnnpre.sentiment  1.2 (toy data) + 1 = 2.2  (the tag's 700K, not the architecture's 3M:
+#                     with 3M it would lose 0.5 log10(3) = 0.239)
+#   enc.sentiment     1.2 - 0.187 - 0.651 + 1 = 1.362
+#   noevid.cls        1.2 - 0.5 log10(4) = 0.899
+#   headedenc.cls     1.2 - 0.5 log10(5) = 0.851
+#   scratch           -2 + 1 = -1.0
+# Before encoders were offered, enc.sentence was missing and rnnpre.sentiment led.
+
+def text_model(name, params, *, task="text-classification", tags=(), kwargs=None, **tags_):
+    fields = dict(family="txt", task=task, builder="m.o:d", params=params, tags=list(tags))
+    if kwargs:
+        fields["kwargs"] = kwargs
+    fields["pretrained"] = {t: {"source": "file:/w.safetensors", **pre} for t, pre in tags_.items()}
+    return name, fields
+
+
+@pytest.fixture
+def text_registry():
+    reg = Registry()
+    reg.add_family("txt")
+    reg.begin("test")
+    for name, fields in [
+        # a sentence encoder; another tag shows its builder makes a classifier (num_classes)
+        text_model("enc", 20_000_000, task="feature-extraction", tags=["small"],
+                   sentence={"dataset": "1B sentence pairs", "default": True},
+                   sentiment={"task": "text-classification", "kwargs": {"num_classes": 3},
+                              "dataset": "tweets", "metrics": {"accuracy": 0.73}}),
+        # a trained RNN whose tag's kwargs shrink it to 700K
+        text_model("rnnpre", 3_000_000, tags=["small"],
+                   sentiment={"dataset": "tweets", "metrics": {"accuracy": 0.74},
+                              "kwargs": {"vocab_size": 1000}, "params": 700_000}),
+        text_model("scratch", 1_000_000, tags=["small"]),
+        # encoder weights, but no sign that num_classes builds a classifier: not offered
+        text_model("noevid", 4_000_000, task="feature-extraction",
+                   sentence={"dataset": "sentence pairs"},
+                   cls={"task": "text-classification", "dataset": "tweets"}),
+        # the architecture already sets a class count: zoo finetune would not add a head
+        text_model("headedenc", 5_000_000, task="feature-extraction",
+                   kwargs={"num_classes": 2}, sentence={"dataset": "sentence pairs"},
+                   cls={"task": "text-classification", "kwargs": {"num_classes": 2}}),
+    ]:
+        reg.add_model(name=name, **fields)
+    reg.commit()
+    return reg
+
+
+def test_little_text_data_gets_a_frozen_sentence_encoder_first(text_registry):
+    recs = recommend("text-classification", data_size=800, compute="cpu",
+                     registry=text_registry, top=None)
+    assert [(r.name, r.score, r.technique) for r in recs] == [
+        ("enc.sentence", 3.162, "feature-extract"),
+        ("rnnpre.sentiment", 2.2, "feature-extract"),
+        ("enc.sentiment", 1.362, "lora"),
+        ("noevid.cls", 0.899, "feature-extract"),
+        ("headedenc.cls", 0.851, "feature-extract"),
+        ("scratch", -1.0, "full"),
+    ]
+    enc = recs[0]
+    assert enc.model == "enc" and enc.params == 20_000_000
+    assert enc.reasons[0] == "encoder weights 'enc.sentence' on 1B sentence pairs"
+    assert enc.reasons[1] == "zoo finetune builds it with a new text-classification head " \
+                             "(num_classes)"
+    assert enc.reasons[-1].startswith("800 examples is little data: keep the encoder frozen")
+    # a trained model is judged, and shown, by its own size
+    assert recs[1].params == 700_000
+    assert "700.0K parameters fits cpu comfortably" in recs[1].reasons
+
+
+def test_encoder_technique_follows_data_size_and_compute(text_registry):
+    def enc(**kw):
+        recs = recommend("text-classification", registry=text_registry, top=None, **kw)
+        [r] = [r for r in recs if r.name == "enc.sentence"]
+        return r
+
+    unknown = enc(compute="cpu")
+    assert unknown.technique == "feature-extract"
+    assert unknown.reasons[-1].startswith("data size unknown: keep the encoder frozen")
+    # 5,000 on a CPU: 20M is over the comfortable 15M, so adapters (never 'freeze', which
+    # zoo finetune refuses on an encoder inside its new classifier)
+    r = enc(data_size=5_000, compute="cpu")
+    assert (r.score, r.technique) == (3.162, "lora")
+    assert "large for this compute" in r.reasons[-1]
+    # on a small GPU nothing is large: 3.0 (no size penalty, no CPU bonus)
+    r = enc(data_size=5_000, compute="small-gpu")
+    assert (r.score, r.technique) == (3.0, "lora")
+    assert r.reasons[-1].startswith("5,000 examples: LoRA adapters tune the encoder lightly")
+    r = enc(data_size=50_000, compute="small-gpu")
+    assert (r.score, r.technique) == (1.5, "full")
+    assert r.reasons[-1].startswith("50,000 examples is enough to fine-tune the encoder")
+
+
+def test_encoders_are_offered_only_for_what_finetune_can_build(text_registry):
+    names = {r.name for r in recommend("text-classification", data_size=800,
+                                       registry=text_registry, top=None)}
+    assert "noevid.sentence" not in names and "headedenc.sentence" not in names
+    # for feature extraction itself the encoder is the plain trained model, once
+    recs = recommend("feature-extraction", data_size=800, registry=text_registry, top=None)
+    assert sorted(r.name for r in recs) == ["enc.sentence", "headedenc.sentence",
+                                            "noevid.sentence"]
+    assert all(r.reasons[0].startswith("pretrained weights") for r in recs)
+
+
+def test_max_params_judges_a_trained_model_by_its_own_size(text_registry):
+    recs = recommend("text-classification", max_params=1_000_000, registry=text_registry,
+                     top=None)
+    assert {r.name for r in recs} == {"rnnpre.sentiment", "scratch"}
+
+
+def test_real_catalog_offers_minilm_sentence_for_little_text_data():
+    recs = recommend("text-classification", data_size=800, compute="cpu", top=None)
+    assert recs[0].name == "minilm.sentence" and recs[0].technique == "feature-extract"
+    by_name = {r.name: r for r in recs}
+    assert by_name["minilm.sentiment"].technique == "lora"      # still offered as well
+    # trained models carry their own (tag) sizes: the GRU's 665K, not 2.7M
+    assert by_name["gru.sentiment"].params == 665_155
+    assert "minilm.sentence" not in {r.name for r in recommend("image-classification",
+                                                                data_size=800, top=None)}
+
+
+def test_cli_offers_the_sentence_encoder():
+    proc = run_zoo("recommend", "--task", "text-classification", "--data-size", "800",
+                   "--json")
+    assert proc.returncode == 0, proc.stderr
+    top = json.loads(proc.stdout)[0]
+    assert (top["name"], top["technique"]) == ("minilm.sentence", "feature-extract")
+    proc = run_zoo("recommend", "--task", "text-classification", "--data-size", "800")
+    assert proc.returncode == 0, proc.stderr
+    first = proc.stdout.splitlines()[1].split()
+    assert first[:4] == ["1", "minilm.sentence", "22.7M", "feature-extract"]
+
+
+@pytest.mark.slow
+def test_finetune_does_what_is_recommended_for_the_encoder(tmp_path):
+    """zoo finetune really runs each technique advised for minilm.sentence on text
+    classification: a new 3-class head on the real encoder (tiny run: 32 tweets)."""
+    import torch
+
+    from zoo.finetune import finetune
+
+    advised = {}
+    for size in (800, 5_000):
+        [r] = [r for r in recommend("text-classification", data_size=size, top=None)
+               if r.name == "minilm.sentence"]
+        advised[r.technique] = size
+    assert set(advised) == {"feature-extract", "lora"}
+    torch.set_num_threads(1)
+    for technique in advised:
+        res = finetune("minilm.sentence", "sentiment", out=tmp_path / technique,
+                       technique=technique, epochs=1, limit=32, val_limit=16, batch_size=16,
+                       progress=False)
+        out = res.model.eval()(torch.randint(1, 1000, (2, 12)))
+        logits = out.logits if hasattr(out, "logits") else out
+        assert logits.shape == (2, 3), technique
+        if technique == "feature-extract":   # only the new head trains: 384 x 3 + 3
+            assert res.trainable_params == 384 * 3 + 3
+        assert 0 < res.trainable_params < res.total_params

@@ -50,9 +50,17 @@ def finetune_hooks(model: str | ModelSpec) -> dict[str, Any]:
 
 
 def info(name: str) -> dict[str, Any]:
-    """Everything the catalog knows about ``NAME[.TAG]``, as a JSON-ready dict."""
+    """Everything the catalog knows about ``NAME[.TAG]``, as a JSON-ready dict.
+
+    Top-level ``params`` and ``gflops`` are the architecture's; each entry of
+    ``pretrained`` (and ``selected``, the one ``NAME.TAG`` names) carries the trained
+    model's own, which are the architecture's unless the tag's kwargs change its size.
+    """
     s, tag = spec(name)
     out = s.to_dict()
+    for t, pre in out["pretrained"].items():
+        pre["params"] = s.params_for(t)
+        pre["gflops"] = s.gflops_for(t)
     out["finetune"] = finetune_hooks(s)
     out["demo"] = s.demo_task
     fam = default_registry().families.get(s.family)

@@ -44,7 +44,7 @@ REQUIRED_MODEL_KEYS = ("family", "task", "builder")
 PRETRAINED_KEYS = {
     "source": str, "sha256": str, "kwargs": dict, "labels": list, "input": dict,
     "dataset": str, "metrics": dict, "license": str, "description": str, "default": bool,
-    "task": str, "demo": str,
+    "task": str, "demo": str, "params": int, "gflops": (int, float),
 }
 INPUT_KEYS = {"size": list, "dtype": str, "mean": list, "std": list, "interpolation": str,
               "invert": bool}
@@ -66,7 +66,7 @@ _SOURCE_FORMS = {
 }
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _BUILDER_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
-_CACHE_VERSION = 3
+_CACHE_VERSION = 4   # 4: PretrainedSpec.params / gflops
 
 #: The catalog of built-in models, shared by the built-in family plugins.
 BUILTIN_CATALOG = Path(__file__).with_name("registry.toml")
@@ -266,7 +266,8 @@ def _check_keys(fields: Mapping[str, Any], allowed: Mapping[str, Any] | set[str]
                        line=where(*prefix, key))
         if isinstance(allowed, Mapping):
             typ = allowed[key]
-            ok = isinstance(value, typ) and not (typ is int and isinstance(value, bool))
+            # bool is an int subclass: 'params = true' or 'gflops = true' is no number
+            ok = isinstance(value, typ) and not (isinstance(value, bool) and typ is not bool)
             if not ok:
                 tname = typ.__name__ if isinstance(typ, type) else "number"
                 tname = {"str": "string", "dict": "table", "list": "array",
@@ -376,7 +377,8 @@ def _to_spec(name: str, f: dict[str, Any], plugin: str | None) -> ModelSpec:
             input=_input(p.get("input")), dataset=p.get("dataset"),
             metrics=freeze(p.get("metrics", {})), license=p.get("license"),
             description=p.get("description"), default=p.get("default", False),
-            task=p.get("task"), demo=p.get("demo"),
+            task=p.get("task"), demo=p.get("demo"), params=p.get("params"),
+            gflops=float(p["gflops"]) if "gflops" in p else None,
         )
         for tag, p in f["pretrained"].items()
     }

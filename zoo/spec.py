@@ -94,6 +94,9 @@ class PretrainedSpec:
     license: str | None = None                  # overrides the model's licence
     description: str | None = None
     default: bool = False                       # the recommended tag when several exist
+    # size of the model these weights need, when their kwargs change it (else the model's)
+    params: int | None = None
+    gflops: float | None = None
     # what the trained model does, when it differs from the architecture's task
     task: str | None = None                     # e.g. a classifier head on an encoder
     demo: str | None = None
@@ -169,6 +172,20 @@ class ModelSpec:
             if pre.demo or pre.task:
                 return pre.demo or pre.task
         return self.demo_task
+
+    def params_for(self, tag: str | None) -> int | None:
+        """Parameters of the architecture, or of a trained model (its own figure when its
+        kwargs change the size, else the architecture's)."""
+        if tag and self.pretrained[tag].params is not None:
+            return self.pretrained[tag].params
+        return self.params
+
+    def gflops_for(self, tag: str | None) -> float | None:
+        """GFLOPs of one forward pass of the architecture or of a trained model (as
+        :meth:`params_for`: the tag's figure, else the architecture's)."""
+        if tag and self.pretrained[tag].gflops is not None:
+            return self.pretrained[tag].gflops
+        return self.gflops
 
     def input_for(self, tag: str | None) -> InputSpec | None:
         """Input spec for the architecture or one of its tags."""
