@@ -133,7 +133,7 @@ def export_space(name_or_dir: str | os.PathLike[str] | Target, out: str | os.Pat
         UnknownModelError: no such model.
         UsageError: no demo for its task, or ``out`` is a non-empty directory.
     """
-    from zoo import __version__, build
+    from zoo.atomic import write_dir
 
     from .app import adapter_for
 
@@ -144,42 +144,39 @@ def export_space(name_or_dir: str | os.PathLike[str] | Target, out: str | os.Pat
         raise UsageError(f"{dest}: exists and is not empty; choose a new --out directory")
     if hub_model is not None and (hub_model.count("/") != 1 or " " in hub_model):
         raise UsageError(f"--hub-model '{hub_model}' must look like ORG/NAME")
-    tmp = dest.with_name(f".{dest.name}.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
     try:
-        tmp.mkdir(parents=True)
+        with write_dir(dest) as tmp:
+            _write_space(tmp, target, hub_model=hub_model)
     except OSError as e:
         raise UsageError(f"{dest}: cannot write there ({e.strerror or e}); "
                          "choose another --out directory") from None
-    try:
-        if hub_model:
-            model_expr, models = repr(f"hf-hub:{hub_model}"), [hub_model]
-            weights = f"downloaded from the Hub repo {hub_model} at start-up"
-        else:
-            if target.directory is not None:
-                shutil.copytree(target.directory, tmp / MODEL_DIR)
-            else:
-                model = target.build()
-                build.save(model, tmp / MODEL_DIR, spec=target.spec, tag=target.tag)
-            model_expr = f"os.path.join(HERE, {MODEL_DIR!r})"
-            models = []
-            src = target.spec.pretrained[target.tag].source if target.tag else "random"
-            if src.startswith("hf-hub:"):
-                models = [src[len("hf-hub:"):].split("@")[0].split("/", 2)[0] + "/"
-                          + src[len("hf-hub:"):].split("@")[0].split("/", 2)[1]]
-            weights = f"copied into {MODEL_DIR}/ (model.safetensors + config.json)"
-        (tmp / "app.py").write_text(APP_TEMPLATE.format(
-            label=_title(target), zoo_version=__version__, model_expr=model_expr))
-        (tmp / "requirements.txt").write_text(_requirements(target))
-        (tmp / "README.md").write_text(_readme(target, models=models, weights=weights))
-        if dest.exists():
-            dest.rmdir()
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return dest
+
+
+def _write_space(tmp: Path, target: Target, *, hub_model: str | None) -> None:
+    """The Space's files (app, requirements, README and, unless ``hub_model``, the model)."""
+    from zoo import __version__, build
+
+    if hub_model:
+        model_expr, models = repr(f"hf-hub:{hub_model}"), [hub_model]
+        weights = f"downloaded from the Hub repo {hub_model} at start-up"
+    else:
+        if target.directory is not None:
+            shutil.copytree(target.directory, tmp / MODEL_DIR)
+        else:
+            model = target.build()
+            build.save(model, tmp / MODEL_DIR, spec=target.spec, tag=target.tag)
+        model_expr = f"os.path.join(HERE, {MODEL_DIR!r})"
+        models = []
+        src = target.spec.pretrained[target.tag].source if target.tag else "random"
+        if src.startswith("hf-hub:"):
+            models = [src[len("hf-hub:"):].split("@")[0].split("/", 2)[0] + "/"
+                      + src[len("hf-hub:"):].split("@")[0].split("/", 2)[1]]
+        weights = f"copied into {MODEL_DIR}/ (model.safetensors + config.json)"
+    (tmp / "app.py").write_text(APP_TEMPLATE.format(
+        label=_title(target), zoo_version=__version__, model_expr=model_expr))
+    (tmp / "requirements.txt").write_text(_requirements(target))
+    (tmp / "README.md").write_text(_readme(target, models=models, weights=weights))
 
 
 def read_front_matter(readme: str | os.PathLike[str]) -> dict[str, Any]:

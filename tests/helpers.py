@@ -5,9 +5,13 @@ Fixtures stay in conftest.py; this module holds plain functions.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
 import socket
 import subprocess
+import sys
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -47,6 +51,19 @@ def one_line(e: pytest.ExceptionInfo) -> str:
     return msg
 
 
+def isolate_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every download cache (zoo's, torch.hub's, huggingface_hub's) inside ``tmp_path``, and
+    no offline switch on: a test that wants one sets it. For an autouse fixture of a file
+    whose tests fetch or seed weights."""
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "zoo-home"))
+    monkeypatch.setenv("ZOO_NO_CACHE", "1")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-home" / "hub"))
+    for var in ("ZOO_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HUGGINGFACE_HUB_CACHE"):
+        monkeypatch.delenv(var, raising=False)
+
+
 def step_losses(optimizer, loss) -> tuple[float, float]:
     """``loss()`` (a closure over one fixed batch) before and after one ``optimizer`` step."""
     import torch
@@ -77,3 +94,31 @@ def stop(proc: subprocess.Popen, timeout: float = 20) -> int:
         except subprocess.TimeoutExpired:
             proc.kill()
     return proc.wait()
+
+
+@contextlib.contextmanager
+def stopped_after(proc: subprocess.Popen) -> Iterator[subprocess.Popen]:
+    """``with stopped_after(Popen(...)) as proc:`` the process is :func:`stop`-ped when the
+    block ends, however it ends (a failed assertion, a skip, a timeout)."""
+    try:
+        yield proc
+    finally:
+        stop(proc)
+
+
+def child_env() -> dict[str, str]:
+    """The environment for a ``python -m zoo`` child: this one without ``ZOO_*`` settings
+    (a developer's own must not leak into a test), on one OpenMP thread."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZOO_")}
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def finetune_command(out, run: dict) -> list[str]:
+    """``python -m zoo finetune lenet5 --data digits --out OUT`` with ``run``, keyword
+    arguments of ``zoo.finetune.finetune`` (epochs, limit, val_limit, batch_size, lr, seed),
+    as the CLI flags of the same names, so one ``run`` drives both the API and the CLI."""
+    flags = [arg for key, value in run.items()
+             for arg in (f"--{key.replace('_', '-')}", str(value))]
+    return [sys.executable, "-m", "zoo", "finetune", "lenet5", "--data", "digits",
+            "--out", str(out), *flags]

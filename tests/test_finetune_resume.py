@@ -7,10 +7,10 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
+from helpers import child_env, finetune_command, stopped_after
 
 torch = pytest.importorskip("torch")
 
@@ -18,19 +18,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 torch.set_num_threads(1)
 
 RUN = dict(epochs=6, limit=300, val_limit=200, batch_size=32, lr=3e-3, seed=3)
-
-
-def _cli_args(out):
-    return ["finetune", "lenet5", "--data", "digits", "--out", str(out),
-            "--epochs", str(RUN["epochs"]), "--limit", str(RUN["limit"]),
-            "--val-limit", str(RUN["val_limit"]), "--batch-size", str(RUN["batch_size"]),
-            "--lr", str(RUN["lr"]), "--seed", str(RUN["seed"])]
-
-
-def _env():
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ZOO_")}
-    env["OMP_NUM_THREADS"] = "1"
-    return env
 
 
 def test_resume_after_a_kill_ends_at_the_uninterrupted_runs_metrics(tmp_path):
@@ -41,25 +28,21 @@ def test_resume_after_a_kill_ends_at_the_uninterrupted_runs_metrics(tmp_path):
 
     out = tmp_path / "killed"
     ckpt = out / "checkpoints" / "last.pt"
-    proc = subprocess.Popen([sys.executable, "-m", "zoo", *_cli_args(out)], env=_env(),
+    proc = subprocess.Popen(finetune_command(out, RUN), env=child_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with stopped_after(proc):
         deadline = time.monotonic() + 240
         while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
         assert proc.poll() is None, "training finished before it could be killed"
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     done = torch.load(ckpt, weights_only=True)["epoch"]
     assert 1 <= done < RUN["epochs"]
     assert not (out / "config.json").exists()  # killed before the end
 
-    resumed = subprocess.run([sys.executable, "-m", "zoo", *_cli_args(out), "--resume",
-                              "--json"], env=_env(), capture_output=True, text=True,
-                             timeout=300)
+    resumed = subprocess.run([*finetune_command(out, RUN), "--resume", "--json"],
+                             env=child_env(), capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert f"epoch {done + 1}:" in resumed.stderr and "epoch 1:" not in resumed.stderr
     summary = json.loads(resumed.stdout)

@@ -79,6 +79,12 @@ TASKS_OF: dict[str, set[str]] = {}
 
 # -- bad input, command by command ---------------------------------------------------------
 
+def _ft(*flags: str) -> tuple[str, ...]:
+    """``zoo finetune lenet5 --data digits --out {tmp}/ft`` and ``flags``: data that is
+    fine, so only the flags can be at fault."""
+    return ("finetune", "lenet5", "--data", "digits", "--out", "{tmp}/ft", *flags)
+
+
 BAD = [
     # list / info / plugins
     ("list", "--family", "nosuch"),
@@ -123,14 +129,14 @@ BAD = [
     ("finetune", "nosuch", "--data", "digits", "--out", "{tmp}/ft"),
     ("finetune", "lenet5", "--data", "nosuchdata", "--out", "{tmp}/ft"),
     ("finetune", "lenet5", "--data", "/nonexistent.csv", "--out", "{tmp}/ft"),
-    ("finetune", "lenet5", "--data", "digits", "--out", "{tmp}/ft", "--epochs", "-1"),
-    ("finetune", "lenet5", "--data", "digits", "--out", "{tmp}/ft", "--epochs", "x"),
-    ("finetune", "lenet5", "--data", "digits", "--out", "{tmp}/ft", "--batch-size", "0"),
-    ("finetune", "lenet5", "--data", "digits", "--out", "{tmp}/ft", "--technique", "magic"),
-    ("finetune", "lenet5", "--data", "digits", "--out", "{tmp}/ft", "--optimizer", "nadam"),
-    ("finetune", "lenet5", "--data", "digits", "--out", "{tmp}/ft", "--schedule", "x"),
-    ("finetune", "lenet5", "--data", "digits", "--out", "{tmp}/ft", "--group-lr", "x"),
-    ("finetune", "lenet5", "--data", "digits", "--out", "{tmp}/ft", "--dropout", "2"),
+    _ft("--epochs", "-1"),
+    _ft("--epochs", "x"),
+    _ft("--batch-size", "0"),
+    _ft("--technique", "magic"),
+    _ft("--optimizer", "nadam"),
+    _ft("--schedule", "x"),
+    _ft("--group-lr", "x"),
+    _ft("--dropout", "2"),
     ("finetune", "lenet5", "--data", "digits"),
     # publish (must fail before anything is pushed or written)
     ("publish", "nosuch", "--repo", "me/x", "--dry-run", "--out", "{tmp}/hub"),
@@ -146,13 +152,13 @@ BAD_ELSEWHERE = [
     ("space", "lenet5.digits", "--out", "/proc/zoo-nope/x"),
     ("publish", "lenet5.digits", "--repo", "me/x", "--dry-run", "--out", "/proc/zoo-nope"),
     ("finetune", "lenet5", "--data", "digits", "--out", "/proc/zoo-nope"),
-    ("finetune", "lenet5", "--data", "digits", "--out", "{tmp}/ft", "--lr", "-1"),
-    ("finetune", "lenet5", "--data", "digits", "--out", "{tmp}/ft", "--device", "tpu"),
-    ("finetune", "lenet5", "--data", "digits", "--out", "{tmp}/ft", "--metric", "x"),
-    ("finetune", "lenet5", "--data", "digits", "--out", "{tmp}/ft", "--limit", "-5"),
-    ("finetune", "lenet5", "--data", "digits", "--out", "{tmp}/ft", "--nproc", "0"),
-    ("finetune", "lenet5", "--data", "digits", "--out", "{tmp}/ft", "--warmup", "-1"),
-    ("finetune", "lenet5", "--data", "digits", "--out", "{tmp}/ft", "--label-smoothing", "-1"),
+    _ft("--lr", "-1"),
+    _ft("--device", "tpu"),
+    _ft("--metric", "x"),
+    _ft("--limit", "-5"),
+    _ft("--nproc", "0"),
+    _ft("--warmup", "-1"),
+    _ft("--label-smoothing", "-1"),
 ]
 
 
@@ -348,7 +354,7 @@ def test_user_catalog_json(tmp_path):
 @pytest.mark.parametrize("args", [
     ("demo", "lenet5.digits", "--port", "99999"),
     ("demo", "nosuch"),
-    ("finetune", "lenet5", "--data", "digits", "--out", "{tmp}/ft", "--technique", "magic"),
+    _ft("--technique", "magic"),
 ])
 def test_server_and_training_commands_fail_fast_in_a_real_process(args, tmp_path):
     args = tuple(a.replace("{tmp}", str(tmp_path)) for a in args)

@@ -17,11 +17,11 @@ import os
 import resource
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from helpers import child_env, finetune_command, stopped_after
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -430,19 +430,6 @@ def test_an_earlier_run_is_not_overwritten_without_resume(tmp_path):
 
 # -- 4. the real CLI: Ctrl-C and a file-size limit mid-run ----------------------------------------
 
-def _cli_args(out):
-    return ["finetune", "lenet5", "--data", "digits", "--out", str(out),
-            "--epochs", str(RUN["epochs"]), "--limit", str(RUN["limit"]),
-            "--val-limit", str(RUN["val_limit"]), "--batch-size", str(RUN["batch_size"]),
-            "--lr", str(RUN["lr"]), "--seed", str(RUN["seed"])]
-
-
-def _env():
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ZOO_")}
-    env["OMP_NUM_THREADS"] = "1"
-    return env
-
-
 def _child_signals():
     # A shell that starts jobs in the background hands them SIGINT ignored, and Python
     # then installs no KeyboardInterrupt handler: restore the default so Ctrl-C works.
@@ -454,7 +441,7 @@ def _child_signals():
 
 def _start_and_wait_for_a_checkpoint(out):
     ckpt = out / "checkpoints" / "last.pt"
-    proc = subprocess.Popen([sys.executable, "-m", "zoo", *_cli_args(out)], env=_env(),
+    proc = subprocess.Popen(finetune_command(out, RUN), env=child_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=_child_signals)
     deadline = time.monotonic() + 240
@@ -466,9 +453,8 @@ def _start_and_wait_for_a_checkpoint(out):
 
 
 def _resume_and_compare(out, reference):
-    resumed = subprocess.run([sys.executable, "-m", "zoo", *_cli_args(out), "--resume",
-                              "--json"], env=_env(), capture_output=True, text=True,
-                             timeout=300)
+    resumed = subprocess.run([*finetune_command(out, RUN), "--resume", "--json"],
+                             env=child_env(), capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert "epoch 1:" not in resumed.stderr
     summary = json.loads(resumed.stdout)
@@ -489,14 +475,9 @@ def cli_reference(tmp_path_factory):
 
 def test_ctrl_c_in_the_cli_says_how_to_resume_and_resume_matches(tmp_path, cli_reference):
     out = tmp_path / "run"
-    proc = _start_and_wait_for_a_checkpoint(out)
-    try:
+    with stopped_after(_start_and_wait_for_a_checkpoint(out)) as proc:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     last = err.strip().splitlines()[-1]
@@ -513,8 +494,7 @@ def test_a_file_size_limit_hit_mid_run_fails_in_one_line_and_resume_matches(tmp_
     if not hasattr(resource, "prlimit"):
         pytest.skip("resource.prlimit is Linux-only")
     out = tmp_path / "run"
-    proc = _start_and_wait_for_a_checkpoint(out)
-    try:
+    with stopped_after(_start_and_wait_for_a_checkpoint(out)) as proc:
         # Lower the running trainer's file-size limit below a checkpoint's size: its next
         # checkpoint write gets a real EFBIG from the kernel, as a full disk gives ENOSPC.
         try:
@@ -522,10 +502,6 @@ def test_a_file_size_limit_hit_mid_run_fails_in_one_line_and_resume_matches(tmp_
         except (PermissionError, ProcessLookupError) as e:
             pytest.skip(f"cannot lower the child's RLIMIT_FSIZE: {e}")
         _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 1, err
     assert "Traceback" not in err
     errors = [line for line in err.splitlines() if line.startswith("Error: ")]

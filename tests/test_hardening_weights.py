@@ -20,6 +20,7 @@ from __future__ import annotations
 import builtins
 import collections
 import contextlib
+import errno
 import hashlib
 import importlib
 import io
@@ -30,14 +31,15 @@ import pickle
 import re
 import shutil
 import signal
+import stat
 import struct
 import subprocess
-import textwrap
 import warnings
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import isolate_caches, snapshot
 from hubserver import HubServer
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -81,10 +83,6 @@ def lenet(seed: int = 0) -> torch.nn.Module:
 
     torch.manual_seed(seed)
     return lenet5(num_classes=10, in_channels=1)
-
-
-def snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 def bitwise_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -193,12 +191,20 @@ LEGACY_PT = _torch_bytes(SEED_STATE, "legacy")
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
     """Every cache inside tmp_path; no offline switches."""
-    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "zoo-home"))
-    monkeypatch.setenv("ZOO_NO_CACHE", "1")
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    for var in ("ZOO_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_CACHE"):
-        monkeypatch.delenv(var, raising=False)
+    isolate_caches(tmp_path, monkeypatch)
+
+
+def lenet_catalog(name: str, **tags: tuple[str, str | None]) -> str:
+    """A user catalog (TOML) with LeNet-5 for digits as model ``name`` and one pretrained
+    tag per keyword: ``TAG=(source, sha256 or None)``."""
+    lines = [f"[models.{name}]", 'family = "cnn"', 'task = "image-classification"',
+             'builder = "zoo.plugins.cnn.lenet:lenet5"',
+             "kwargs = { num_classes = 10, in_channels = 1 }", "input = { size = [1, 32, 32] }"]
+    for tag, (source, sha256) in tags.items():
+        lines += ["", f"[models.{name}.pretrained.{tag}]", f'source = "{source}"']
+        if sha256:
+            lines.append(f'sha256 = "{sha256}"')
+    return "\n".join(lines) + "\n"
 
 
 class UserCatalog:
@@ -220,35 +226,12 @@ class UserCatalog:
         self.write(ZIP_PT, pt=True)
         self.pt_sha = sha256_of(self.pt)
         self.path = root / "mine.toml"
-        self.path.write_text(textwrap.dedent(f"""
-            [models.hw-lenet]
-            family = "cnn"
-            task = "image-classification"
-            builder = "zoo.plugins.cnn.lenet:lenet5"
-            kwargs = {{ num_classes = 10, in_channels = 1 }}
-            input = {{ size = [1, 32, 32] }}
-
-            [models.hw-lenet.pretrained.checked]
-            source = "file:{self.st}"
-            sha256 = "{SEED_SHA}"
-
-            [models.hw-lenet.pretrained.unchecked]
-            source = "file:{self.st}"
-
-            [models.hw-lenet.pretrained.pkg]
-            source = "package:zoo_hw_weights/lenet.safetensors"
-            sha256 = "{SEED_SHA}"
-
-            [models.hw-lenet.pretrained.pkgraw]
-            source = "package:zoo_hw_weights/lenet.safetensors"
-
-            [models.hw-lenet.pretrained.pt]
-            source = "file:{self.pt}"
-
-            [models.hw-lenet.pretrained.ptsha]
-            source = "file:{self.pt}"
-            sha256 = "{self.pt_sha}"
-        """))
+        pkg_st = "package:zoo_hw_weights/lenet.safetensors"
+        self.path.write_text(lenet_catalog(
+            "hw-lenet",
+            checked=(f"file:{self.st}", SEED_SHA), unchecked=(f"file:{self.st}", None),
+            pkg=(pkg_st, SEED_SHA), pkgraw=(pkg_st, None),
+            pt=(f"file:{self.pt}", None), ptsha=(f"file:{self.pt}", self.pt_sha)))
 
     def write(self, data: bytes, *, pt: bool = False) -> Path:
         target = self.pt if pt else self.st
@@ -775,6 +758,39 @@ def saved(tmp_path) -> Path:
     return build.save(zoo.get("lenet5.digits"), tmp_path / "saved", spec=spec, tag=tag)
 
 
+def test_a_save_is_all_or_nothing_keeps_other_files_and_is_readable(saved, tmp_path,
+                                                                    monkeypatch):
+    """build.save writes through zoo.atomic.write_dir: a save that fails midway (a full
+    disk) leaves the earlier model and no scratch folder; one that succeeds replaces only
+    the model's two files. The folder gets a plain mkdir's permissions (it was 0700,
+    tempfile.mkdtemp's, so other users could not read a saved model)."""
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    assert stat.S_IMODE(saved.stat().st_mode) == stat.S_IMODE(probe.stat().st_mode)
+    (saved / "metrics.json").write_text("{}")
+    before = {p.name: p.read_bytes() for p in saved.iterdir()}
+    spec, tag = zoo.api.spec("lenet5.digits")
+
+    def full_disk(model, path):
+        Path(path).write_bytes(b"half a file")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with monkeypatch.context() as m:
+        m.setattr("zoo.weights.save_weights", full_disk)
+        with pytest.raises(OSError, match="No space left"):
+            build.save(lenet(seed=1), saved, spec=spec, tag=tag)
+    assert {p.name: p.read_bytes() for p in saved.iterdir()} == before
+    assert list(tmp_path.glob(".saved*")) == []
+    build.save(lenet(seed=1), saved, spec=spec, tag=tag)
+    assert sorted(p.name for p in saved.iterdir()) == ["config.json", "metrics.json",
+                                                       "model.safetensors"]
+    assert (saved / "metrics.json").read_text() == "{}"
+    assert same_state(read_state_dict(saved / "model.safetensors"), snapshot(lenet(seed=1)))
+    config = json.loads((saved / "config.json").read_text())
+    assert config["sha256"] == sha256_of(saved / "model.safetensors")
+    assert list(tmp_path.glob(".saved*")) == []
+
+
 def _damage(draw, data: bytes, start: int) -> bytes:
     how = draw(st.sampled_from(["cut", "flip", "flips", "prefix", "trailing"]), label="how")
     if how == "cut":
@@ -881,18 +897,7 @@ def web(tmp_path, monkeypatch):
         Web.url = f"{hub.url}/w/lenet.safetensors"
         Web.hub = hub
         cat = tmp_path / "web.toml"
-        cat.write_text(textwrap.dedent(f"""
-            [models.hw-web]
-            family = "cnn"
-            task = "image-classification"
-            builder = "zoo.plugins.cnn.lenet:lenet5"
-            kwargs = {{ num_classes = 10, in_channels = 1 }}
-            input = {{ size = [1, 32, 32] }}
-
-            [models.hw-web.pretrained.web]
-            source = "{Web.url}"
-            sha256 = "{SEED_SHA}"
-        """))
+        cat.write_text(lenet_catalog("hw-web", web=(Web.url, SEED_SHA)))
         monkeypatch.setenv("ZOO_CATALOG", str(cat))
         reset_default()
         yield Web

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import one_line, snapshot, tiny
+from helpers import isolate_caches, one_line, snapshot, tiny
 from hubserver import HubServer, self_signed_cert
 from torch import nn
 
@@ -37,13 +37,7 @@ from zoo.weights import save_weights, sha256_of
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
     """Every cache in tmp_path; no offline switches unless a test sets them."""
-    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "zoo-home"))
-    monkeypatch.setenv("ZOO_NO_CACHE", "1")
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-home" / "hub"))
-    for var in ("ZOO_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HUGGINGFACE_HUB_CACHE"):
-        monkeypatch.delenv(var, raising=False)
+    isolate_caches(tmp_path, monkeypatch)
 
 
 def assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:

@@ -172,10 +172,8 @@ def save(model: Any, directory: str | os.PathLike[str], *, spec: ModelSpec,
     The directory is written in a sibling temp dir and renamed into place, so a failure
     never leaves half a model behind.
     """
-    import shutil
-    import tempfile
-
     from . import __version__
+    from .atomic import write_dir
     from .plugin_loader import get_plugins
     from .weights import save_weights, sha256_of
 
@@ -184,9 +182,10 @@ def save(model: Any, directory: str | os.PathLike[str], *, spec: ModelSpec,
             and not (target / CONFIG_FILE).is_file():
         raise UsageError(f"{target}: exists and is not an empty or zoo model directory; "
                          "choose another --save path")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    # An existing zoo model directory may hold more than the model (checkpoints, metrics,
+    # an adapter): only the model's own two files are replaced, the weights first, since
+    # config.json names their sha256.
+    with write_dir(target, files=(WEIGHTS_FILE, CONFIG_FILE)) as tmp:
         save_weights(model, tmp / WEIGHTS_FILE)
         info = get_plugins().infos.get(spec.plugin or "")
         pre = spec.pretrained.get(tag) if tag else None
@@ -213,17 +212,6 @@ def save(model: Any, directory: str | os.PathLike[str], *, spec: ModelSpec,
         if extra:
             config.update(thaw(extra))
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
-        if target.exists():
-            # An existing zoo model directory may hold more than the model (checkpoints,
-            # metrics, an adapter): replace only the model's own two files.
-            for name in (WEIGHTS_FILE, CONFIG_FILE):
-                os.replace(tmp / name, target / name)
-            shutil.rmtree(tmp)
-        else:
-            os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return target
 
 

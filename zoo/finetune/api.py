@@ -422,7 +422,7 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
     from .data import prepare
     from .loop import CHECKPOINT, TrainConfig, train
     from .optim import DEFAULT_NO_DECAY, make_optimizer, make_schedule, param_groups
-    from .outputs import TrainingInterrupted, estimate_outputs
+    from .outputs import estimate_outputs
     from .techniques import (
         count_params,
         freeze,
@@ -435,10 +435,7 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
     dist, started = _init_distributed(device)
     if device.startswith("cuda") and dist.world > 1:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', dist.rank))}"
-    # Directories this run creates: a run that fails before writing anything into them
-    # (bad data, too little space) removes them again.
-    created = [p for p in (out / CHECKPOINT).parents if not p.exists()]
-    try:
+    with _run_scope(out, started=started):
         if out.exists() and (out / CHECKPOINT).exists() and not (resume or overwrite):
             raise UsageError(f"{out}: holds a checkpoint of an earlier run; pass --resume to "
                              "continue it, or choose another --out")
@@ -618,6 +615,24 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
             tdist.barrier()
         return Result(out, final_metrics, history, trainable, total, model=final_model,
                       extra={**info, "output_bytes": estimate.as_dict()})
+
+
+@contextlib.contextmanager
+def _run_scope(out: Path, *, started: bool):
+    """Around one run into ``out`` (finetune and finetune_sft share it).
+
+    A run that fails removes the directories it created that are still empty (bad data,
+    too little space: nothing written yet); Ctrl-C outside the training loop, which words
+    its own message, becomes a :class:`TrainingInterrupted` saying whether ``--resume``
+    can continue; and the process group this process ``started`` is destroyed however
+    the run ends.
+    """
+    from .loop import CHECKPOINT
+    from .outputs import TrainingInterrupted
+
+    created = [p for p in (out / CHECKPOINT).parents if not p.exists()]
+    try:
+        yield
     except BaseException as e:
         _remove_empty(created)
         if isinstance(e, KeyboardInterrupt) and not isinstance(e, TrainingInterrupted):

@@ -372,25 +372,12 @@ def prepare(data: str | os.PathLike[str], model, spec, tag: str | None = None, *
         else:
             train_idx, val_idx = _stratified_split(labels, val_fraction)
         vkind, vlabels = kind, [labels[i] for i in val_idx]
-        vsamples = samples[val_idx] if isinstance(samples, torch.Tensor) else \
-            [samples[i] for i in val_idx]
+        vsamples = _take(samples, val_idx)
         val_ids = _label_ids(vlabels, names, f"data '{data}'")
     y = _label_ids([labels[i] for i in train_idx], names, f"data '{data}'")
-    tr_samples = samples[train_idx] if isinstance(samples, torch.Tensor) else \
-        [samples[i] for i in train_idx]
-    if limit is not None and limit < len(y):
-        keep = torch.randperm(len(y), generator=torch.Generator().manual_seed(1))[:limit]
-        keep = keep.sort().values
-        y = y[keep]
-        tr_samples = tr_samples[keep] if isinstance(tr_samples, torch.Tensor) else \
-            [tr_samples[i] for i in keep.tolist()]
+    tr_samples, y = _subsample(_take(samples, train_idx), y, limit, seed=1)
     vcap = val_limit if val_limit is not None else (max(200, limit // 2) if limit else None)
-    if vcap is not None and vcap < len(val_ids):
-        keep = torch.randperm(len(val_ids), generator=torch.Generator().manual_seed(2))[:vcap]
-        keep = keep.sort().values
-        val_ids = val_ids[keep]
-        vsamples = vsamples[keep] if isinstance(vsamples, torch.Tensor) else \
-            [vsamples[i] for i in keep.tolist()]
+    vsamples, val_ids = _subsample(vsamples, val_ids, vcap, seed=2)
     if len(y) == 0:
         raise UsageError(f"data '{data}': no training samples left; give more data")
     notes: dict[str, Any] = {}
@@ -410,6 +397,21 @@ def prepare(data: str | os.PathLike[str], model, spec, tag: str | None = None, *
         _, vin = encode(list(vsamples))
         val = Split(vin, val_ids)
     return TaskData(tkind, Split(tin, y), val, list(names), name=name, notes=notes)
+
+
+def _take(samples, idx: list[int]):
+    """``samples`` (a tensor, or a list of texts or files) at positions ``idx``."""
+    return samples[idx] if isinstance(samples, torch.Tensor) else [samples[i] for i in idx]
+
+
+def _subsample(samples, ids: torch.Tensor, cap: int | None, *, seed: int):
+    """(``samples``, their label ``ids``) cut to at most ``cap`` (None: all): the same
+    random choice for a given ``seed`` every run, kept in the original order."""
+    if cap is None or cap >= len(ids):
+        return samples, ids
+    keep = torch.randperm(len(ids), generator=torch.Generator().manual_seed(seed))[:cap]
+    keep = keep.sort().values
+    return _take(samples, keep.tolist()), ids[keep]
 
 
 def _prepare_graph(g, labels: list[str], names: list[str], name: str) -> TaskData:

@@ -103,13 +103,14 @@ def finetune_sft(model, data, *, out, epochs: int = 3, lr: float | None = None,
         Result,
         _init_distributed,
         _remove_stale_temps,
+        _run_scope,
         _save_model,
         check_run_space,
         load_model,
     )
     from .loop import CHECKPOINT, TrainConfig, train
     from .optim import DEFAULT_NO_DECAY, make_optimizer, make_schedule, param_groups
-    from .outputs import TrainingInterrupted, estimate_outputs, writing
+    from .outputs import estimate_outputs, writing
     from .techniques import count_params
 
     out = Path(out)
@@ -118,8 +119,7 @@ def finetune_sft(model, data, *, out, epochs: int = 3, lr: float | None = None,
     if label_column == "label":
         label_column = "response"
     dist, started = _init_distributed(device)
-    created = [p for p in (out / CHECKPOINT).parents if not p.exists()]
-    try:
+    with _run_scope(out, started=started):
         if (out / CHECKPOINT).exists() and not (resume or overwrite):
             raise UsageError(f"{out}: holds a checkpoint of an earlier run; pass --resume to "
                              "continue it, or choose another --out")
@@ -208,15 +208,3 @@ def finetune_sft(model, data, *, out, epochs: int = 3, lr: float | None = None,
                 report.plot_curves(out, history, f"{loaded.spec.name} SFT on {task.name}")
         return Result(out, final, history, trainable, total, model=net,
                       extra={"technique": "sft", "output_bytes": estimate.as_dict()})
-    except BaseException as e:
-        from .api import _interrupted_outside_training, _remove_empty
-
-        _remove_empty(created)
-        if isinstance(e, KeyboardInterrupt) and not isinstance(e, TrainingInterrupted):
-            raise TrainingInterrupted(_interrupted_outside_training(out)) from None
-        raise
-    finally:
-        if started:
-            import torch.distributed as tdist
-
-            tdist.destroy_process_group()
