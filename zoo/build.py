@@ -36,9 +36,18 @@ def import_object(path: str, *, what: str) -> Any:
     return obj
 
 
+_BUILDERS: dict[str, Callable[..., Any]] = {}
+
+
 def builder_of(spec: ModelSpec) -> Callable[..., Any]:
+    """The callable that builds ``spec`` (its lazy ``"module:callable"`` imported once)."""
     b = spec.builder
-    return b if callable(b) else import_object(b, what=f"model '{spec.name}' builder")
+    if callable(b):
+        return b
+    fn = _BUILDERS.get(b)
+    if fn is None:
+        fn = _BUILDERS[b] = import_object(b, what=f"model '{spec.name}' builder")
+    return fn
 
 
 def merged_kwargs(spec: ModelSpec, tag: str | None, overrides: Mapping[str, Any]) -> dict:
