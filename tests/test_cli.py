@@ -252,3 +252,17 @@ def test_colour_follows_no_color_and_force_color():
     assert run_zoo("plugins", env=env).stdout.startswith("\033[1m")
     assert "\033" not in run_zoo("plugins", env={**env, "NO_COLOR": "1"}).stdout
     assert "\033" not in run_zoo("list", env={"FORCE_COLOR": ""}).stdout   # piped
+
+
+def test_table_wider_than_the_terminal_cuts_long_middle_columns_not_names():
+    from zoo.table import MIDDLE_MIN, render
+
+    rows = [["transformer.dates", "translation", "generated dates " * 6, "exact-match=1, x=2"],
+            ["lenet5.digits", "image-classification", "sklearn-digits", "accuracy=0.9889"]]
+    out = render(["NAME", "TASK", "DATASET", "METRICS"], rows, width=90).splitlines()
+    assert all(len(ln) <= 90 for ln in out), out
+    assert out[1].startswith("transformer.dates") and "…" in out[1]
+    assert "image-classification" in out[-1]           # short middle cells stay whole
+    assert out[0].index("METRICS") - out[0].index("DATASET") - 2 >= MIDDLE_MIN
+    piped = render(["NAME", "TASK", "DATASET", "METRICS"], rows)
+    assert "generated dates " * 6 in piped and "…" not in piped   # never cut when piped

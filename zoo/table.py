@@ -42,6 +42,8 @@ def render(columns: Sequence[str], rows: Sequence[Sequence[str]], *, colour: boo
         for i, v in enumerate(r):
             if len(v) > widths[i]:
                 widths[i] = len(v)
+    if width:
+        _fit(widths, columns, width)
     lead = sum(widths[:-1]) + len(GAP) * (len(widths) - 1)
     room = (width - lead) if width else 0
     wrap = width is not None and widths[-1] > room >= 20
@@ -51,7 +53,7 @@ def render(columns: Sequence[str], rows: Sequence[Sequence[str]], *, colour: boo
     status_col = columns.index("STATUS") if colour and "STATUS" in columns else -1
 
     def line(cells: Sequence[str], header: bool = False) -> list[str]:
-        padded = [v.ljust(w) for v, w in zip(cells[:-1], widths, strict=False)]
+        padded = [_cut(v, w).ljust(w) for v, w in zip(cells[:-1], widths, strict=False)]
         if status_col >= 0 and not header:
             code = STATUS_COLOURS.get(cells[status_col])
             if code:
@@ -69,3 +71,25 @@ def render(columns: Sequence[str], rows: Sequence[Sequence[str]], *, colour: boo
     for r in rows:
         out.extend(line(r))
     return "\n".join(out) + "\n"
+
+
+LAST_MIN = 24   # on a terminal, the wrapping last column keeps at least this many characters
+MIDDLE_MIN = 20  # a middle column is never cut below this (task names fit whole)
+
+
+def _fit(widths: list[int], columns: Sequence[str], width: int) -> None:
+    """Narrow the widest middle columns (never the first, the names) until the last column
+    has ``LAST_MIN`` characters to wrap in; their cells are then cut with an ellipsis."""
+    if len(widths) < 3:
+        return
+    floors = [max(len(c), MIDDLE_MIN) for c in columns]
+    last = min(widths[-1], LAST_MIN)
+    while sum(widths[:-1]) + len(GAP) * (len(widths) - 1) + last > width:
+        shrinkable = [j for j in range(1, len(widths) - 1) if widths[j] > floors[j]]
+        if not shrinkable:
+            return          # nothing left to narrow: the terminal wraps the lines
+        widths[max(shrinkable, key=lambda j: widths[j])] -= 1
+
+
+def _cut(value: str, width: int) -> str:
+    return value if len(value) <= width else value[:width - 1] + "…"
