@@ -514,3 +514,20 @@ def test_a_file_size_limit_hit_mid_run_fails_in_one_line_and_resume_matches(tmp_
     assert 1 <= done <= RUN["epochs"]
     assert _leftovers(out) == []
     _resume_and_compare(out, cli_reference)
+
+
+@pytest.mark.parametrize(("last", "kind", "code", "text"), [
+    ("zoo.finetune.outputs.OutputWriteError: run/last.pt: could not write (No space left on "
+     "device); rerun with --resume", "OutputWriteError", 1, "rerun with --resume"),
+    ("zoo.errors.UsageError: unknown metric 'acc'; use accuracy", "UsageError", 2,
+     "unknown metric"),
+    ("zoo.errors.UnknownModelError: unknown model 'x'", "UsageError", 2, "unknown model"),
+    ("RuntimeError: CUDA out of memory", "ZooError", 1, "rerun with --nproc 1"),
+])
+def test_a_worker_process_error_comes_back_as_the_same_kind_of_one_line_error(
+        last, kind, code, text):
+    from zoo.finetune.api import _worker_error
+
+    err = _worker_error(last)
+    assert type(err).__name__ == kind and err.exit_code == code
+    assert text in str(err) and "\n" not in str(err)

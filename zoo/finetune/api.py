@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import UsageError
+from zoo.errors import UsageError, ZooError
 
 from .outputs import writing
 from .techniques import TECHNIQUES
@@ -751,10 +751,35 @@ def _spawn(args: dict[str, Any], nproc: int, out: Path) -> Result:
                            join=True, start_method="spawn")
     except mp.ProcessRaisedException as e:
         last = str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)
-        raise UsageError(f"a training process failed: {last}") from None
+        raise _worker_error(last) from None
     metrics = json.loads((out / "metrics.json").read_text())
     from zoo.build import load_dir
 
     print(f"{nproc} processes finished; outputs in {out}", file=sys.stderr)
     return Result(out, metrics["final"], metrics["epochs"], metrics["trainable_params"],
                   metrics["total_params"], model=load_dir(out), extra=metrics)
+
+
+def _worker_error(last: str) -> ZooError:
+    """The error a training process raised, as the same one-line error in the parent.
+
+    torch.multiprocessing hands the worker's traceback over as text, whose last line is
+    ``module.Class: message``. zoo's own errors come back as themselves (a full disk stays
+    an OutputWriteError, exit code 1; a bad option a UsageError, exit 2): their message
+    already says what to do. Anything else is reported as a failed worker.
+    """
+    from zoo import errors
+
+    from . import outputs
+
+    qual, sep, msg = last.partition(": ")
+    if sep and qual.startswith("zoo."):
+        kind = qual.rsplit(".", 1)[-1]
+        cls = getattr(errors, kind, None) or getattr(outputs, kind, None)
+        if isinstance(cls, type) and issubclass(cls, errors.ZooError):
+            if cls.__init__ is ZooError.__init__:      # built from the message alone
+                return cls(msg)
+            # built from several fields (a name, a path): keep the message and exit code
+            return (UsageError if cls.exit_code == 2 else ZooError)(msg)
+    return ZooError(f"a training process failed ({last}); rerun with --nproc 1 "
+                           "to see where")
