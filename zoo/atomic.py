@@ -1,8 +1,11 @@
-"""Write a directory all at once: fill a scratch directory beside it, then rename it into place.
+"""Write a file or a directory all at once: fill a scratch copy beside it, then rename it
+into place.
 
-A reader (or the next run) sees the old directory or the finished new one, never half of
-one, and a failure (a full disk, Ctrl-C) leaves no scratch behind. Used by
-:func:`zoo.build.save` and :func:`zoo.demos.space.export_space`.
+A reader (or the next run) sees the old file or directory or the finished new one, never
+half of one, and a failure (a full disk, Ctrl-C) leaves no scratch behind.
+:func:`replace_file` serves :func:`zoo.weights.save_weights` and fine-tuning's
+checkpoints, metrics and curves; :func:`write_dir` serves :func:`zoo.build.save` and
+:func:`zoo.demos.space.export_space`.
 """
 
 from __future__ import annotations
@@ -11,8 +14,58 @@ import contextlib
 import os
 import shutil
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+
+TEMP_SUFFIX = ".tmp"
+
+
+def temp_path(path: Path) -> Path:
+    """The temp file ``path`` is written to first (same directory: the rename stays on one
+    file system and so is atomic), named with our process id so that two processes writing
+    one path never share it (``.NAME.PID.tmp``)."""
+    return path.with_name(f".{path.name}.{os.getpid()}{TEMP_SUFFIX}")
+
+
+def replace_file(path: str | os.PathLike[str], produce: Callable[[Path], None]) -> Path:
+    """``produce(tmp)`` writes the new content to a temp file beside ``path``; it is then
+    synced to disk and renamed over ``path`` (and the rename synced, best effort).
+
+    On any failure (an OSError, Ctrl-C) the temp file is removed, ``path`` keeps its
+    previous content and the original error propagates. A crash can leave at most a hidden
+    ``.NAME.PID.tmp``.
+    """
+    path = Path(path)
+    tmp = temp_path(path)
+    try:
+        produce(tmp)
+        # sync through a handle of our own: produce may have written and closed the file
+        # itself (fsync flushes the file's data, whichever descriptor asks)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):  # the original error is the one to report
+            tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (best effort: some file systems refuse)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager

@@ -14,7 +14,6 @@ Downloaded weights are cached under :func:`weights_cache_dir` (``$ZOO_HOME/weigh
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 from pathlib import Path
@@ -208,40 +207,13 @@ def save_weights(model: Any, path: str | os.PathLike[str]) -> Path:
     """
     from safetensors.torch import save_model
 
-    p = Path(path)
-    # same directory: the rename stays on one file system and so is atomic; the process
-    # id keeps two processes saving the same path from writing into one temp file
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    try:
+    from .atomic import replace_file
+
+    def produce(tmp: Path) -> None:
         save_model(model, str(tmp))
         os.chmod(tmp, 0o644)  # safetensors writes 0600; shipped and shared weights must be readable
-        # safetensors writes and closes the file itself: sync it through a second handle
-        # (fsync flushes the file's data, whichever descriptor asks)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, p)
-    except BaseException:
-        with contextlib.suppress(OSError):  # the original error is the one to report
-            tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(p.parent)
-    return p
 
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename in ``directory`` durable (best effort: some file systems refuse)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(fd)
-    finally:
-        os.close(fd)
+    return replace_file(path, produce)
 
 
 def _fill_tied(own: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from zoo.atomic import TEMP_SUFFIX, replace_file
 from zoo.errors import UsageError, ZooError
 
 # Free space kept in reserve on top of the estimate: other writers share the disk, and a
@@ -45,9 +46,6 @@ _PER_LABEL = 64
 _ADAPTER_FIXED = 16 * 1024
 # safetensors header: one JSON entry (name, dtype, shape, offsets) per tensor.
 _SAFETENSORS_PER_TENSOR = 96
-
-TEMP_SUFFIX = ".tmp"
-
 
 class OutputWriteError(ZooError):
     """A file of the run could not be written (disk full, file too large, read-only);
@@ -259,20 +257,15 @@ class _Sink:
         return True
 
 
-def temp_path(path: Path) -> Path:
-    """The temp file ``path`` is written to first (same directory: the rename stays on one
-    file system and so is atomic), named with our process id."""
-    return path.with_name(f".{path.name}.{os.getpid()}{TEMP_SUFFIX}")
-
-
 def atomic_write(path: str | os.PathLike[str], write: Callable[[Any], None]) -> Path:
     """Call ``write(file)`` on a temp file next to ``path``, sync it, then rename it over
-    ``path``. On any failure (OSError, Ctrl-C) the temp file is removed and ``path`` keeps
-    its previous content; a failed write raises the OSError itself."""
+    ``path`` (:func:`zoo.atomic.replace_file`; ``path``'s directory is created). On any
+    failure (OSError, Ctrl-C) the temp file is removed and ``path`` keeps its previous
+    content; a failed write raises the OSError itself."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(path)
-    try:
+
+    def produce(tmp: Path) -> None:
         with open(tmp, "wb") as raw:
             sink = _Sink(raw, path)
             try:
@@ -282,13 +275,8 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Any], None]) -> 
                 if sink.error is not None:
                     raise sink.error from None
                 raise
-            os.fsync(raw.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    return path
+
+    return replace_file(path, produce)
 
 
 def remove_stale_temps(directories: Iterable[Path]) -> list[Path]:
