@@ -439,8 +439,8 @@ def add_user_catalogs(registry: Registry, paths: Iterable[Path]) -> None:
 
 
 _DEFAULT: Registry | None = None
+# (ZOO_CATALOG, the plugin variables, the catalogs given): what _DEFAULT was built from.
 _DEFAULT_KEY: tuple[Any, ...] | None = None
-_DEFAULT_RAW: tuple[Any, ...] | None = None
 
 
 def default_registry(catalogs: Iterable[str | os.PathLike[str]] | None = None) -> Registry:
@@ -450,30 +450,26 @@ def default_registry(catalogs: Iterable[str | os.PathLike[str]] | None = None) -
     ones the registry was last built with. Rebuilt only when that set or the plugin
     variables change.
     """
-    global _DEFAULT, _DEFAULT_KEY, _DEFAULT_RAW
+    global _DEFAULT, _DEFAULT_KEY
     from . import plugin_loader as plugins
 
-    # zoo.get calls this on every build: compare the raw variables first (~1 us) before
-    # turning them into paths (~5 us).
-    raw = (os.environ.get(CATALOG_ENV), plugins.env_key())
-    if catalogs is None and _DEFAULT is not None and raw == _DEFAULT_RAW:
-        return _DEFAULT
+    # zoo.get calls this on every build: the key is the raw variables (~1 us to read);
+    # they become paths only when the registry is (re)built.
     if catalogs is None:
-        catalogs = _DEFAULT_KEY[2] if _DEFAULT is not None and _DEFAULT_KEY else ()
-    catalogs = tuple(catalogs)
-    paths = user_catalogs(catalogs)
-    key = (tuple(paths), plugins.env_key(), catalogs)
+        given = _DEFAULT_KEY[2] if _DEFAULT is not None and _DEFAULT_KEY else ()
+    else:
+        given = tuple(Path(c) for c in catalogs)
+    key = (os.environ.get(CATALOG_ENV), plugins.env_key(), given)
     if _DEFAULT is None or key != _DEFAULT_KEY:
-        _DEFAULT = plugins.build_registry(paths)
+        _DEFAULT = plugins.build_registry(user_catalogs(given))
         _DEFAULT_KEY = key
-    _DEFAULT_RAW = raw
     return _DEFAULT
 
 
 def reset_default() -> None:
     """Forget the process-wide registry (tests, and after installing a plugin)."""
-    global _DEFAULT, _DEFAULT_KEY, _DEFAULT_RAW
-    _DEFAULT, _DEFAULT_KEY, _DEFAULT_RAW = None, None, None
+    global _DEFAULT, _DEFAULT_KEY
+    _DEFAULT, _DEFAULT_KEY = None, None
     from . import plugin_loader as plugins
 
     plugins.reset()
