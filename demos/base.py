@@ -294,8 +294,7 @@ def image_input(label: str = "image"):
     def explain(e: Exception) -> str:
         # Gradio decoded the file and failed: it is cut short or corrupt past its header
         if isinstance(e, OSError | SyntaxError | ValueError):
-            return (f"{label}: the image file is damaged ({_one_line(e, 80)}); upload it again "
-                    "or another image")
+            return f"{label}: {_damaged(e)}"
         return f"{label}: {NOT_AN_IMAGE}"
 
     comp.zoo_precheck, comp.zoo_error = precheck, explain
@@ -322,6 +321,11 @@ def open_image_header(path: str) -> tuple[int, int]:
         raise DemoInputError(NOT_AN_IMAGE) from None
     _check_size(w, h)
     return w, h
+
+
+def _damaged(e: BaseException) -> str:
+    """The message for an image that decodes only up to some damage."""
+    return f"the image file is damaged ({_one_line(e, 80)}); upload it again or another image"
 
 
 NOT_AN_IMAGE = ("the upload is not an image this demo can read; upload a PNG, JPEG, GIF, "
@@ -358,8 +362,7 @@ def check_image(image: Any, *, what: str = "an image", min_side: int = 4):
     try:
         img.load()
     except Exception as e:  # a cut-short or corrupt file decodes only up to the damage
-        raise DemoInputError(f"the image file is damaged ({_one_line(e, 80)}); upload it "
-                             "again or another image") from None
+        raise DemoInputError(_damaged(e)) from None
     if max(w, h) > WORK_IMAGE_SIDE:
         img = img.copy()
         img.thumbnail((WORK_IMAGE_SIDE, WORK_IMAGE_SIDE))
