@@ -109,7 +109,7 @@ def human_count(n: int | None) -> str:
     return str(n)
 
 
-def _table(columns: list[str], rows: list[list[str]], *, title: str | None = None) -> None:
+def _table(columns: list[str], rows: list[list[str]]) -> None:
     """Aligned columns; bold header and wrapping to the terminal's width on a terminal."""
     from .table import render, use_colour
 
@@ -118,7 +118,7 @@ def _table(columns: list[str], rows: list[list[str]], *, title: str | None = Non
         import shutil
 
         width = shutil.get_terminal_size().columns
-    sys.stdout.write(render(columns, rows, colour=use_colour(), width=width, title=title))
+    sys.stdout.write(render(columns, rows, colour=use_colour(), width=width))
 
 
 def _json(data: Any) -> None:

@@ -31,7 +31,7 @@ def use_colour(stream=None) -> bool:
 
 
 def render(columns: Sequence[str], rows: Sequence[Sequence[str]], *, colour: bool = False,
-           width: int | None = None, title: str | None = None) -> str:
+           width: int | None = None) -> str:
     """The table as text: header, then one line per row (more when the last column wraps).
 
     ``width`` is the terminal width to wrap the last column to; ``None`` never wraps
@@ -63,11 +63,7 @@ def render(columns: Sequence[str], rows: Sequence[Sequence[str]], *, colour: boo
         first = GAP.join([*padded, parts[0]])
         return [first.rstrip()] + [(pad + p).rstrip() for p in parts[1:]]
 
-    out: list[str] = []
-    if title:
-        out.append(f"{BOLD}{title}{RESET}" if colour else title)
-    header = line(columns, header=True)
-    out.extend(f"{BOLD}{h}{RESET}" if colour else h for h in header)
+    out = [f"{BOLD}{h}{RESET}" if colour else h for h in line(columns, header=True)]
     for r in rows:
         out.extend(line(r))
     return "\n".join(out) + "\n"
