@@ -25,10 +25,9 @@ import torch
 import torch.nn.functional as F
 
 from zoo.errors import ZooError
-
-from .data import Split, TaskData
-from .outputs import TrainingInterrupted, atomic_write, writing
-from .techniques import frozen_modules_eval
+from zoo.finetune.data import Split, TaskData
+from zoo.finetune.outputs import TrainingInterrupted, atomic_write, writing
+from zoo.finetune.techniques import frozen_modules_eval
 
 CHECKPOINT = "checkpoints/last.pt"
 METRIC_MODES = {"accuracy": "max", "macro_f1": "max", "loss": "min"}
@@ -130,7 +129,7 @@ def evaluate(model, data: TaskData, split: Split, *, kind: str | None = None,
     model.eval()
     kind = kind or data.kind
     if kind == "lm":
-        from .sft import lm_metrics
+        from zoo.finetune.lm import lm_metrics
 
         total = correct = count = 0
         for i in range(0, len(split), batch_size):
@@ -172,6 +171,13 @@ def interrupted_message(ckpt_path: Path | None, epoch: int, saved: int | None) -
     """What Ctrl-C in ``epoch`` leaves and how to continue (one line)."""
     if ckpt_path is None:
         return f"interrupted in epoch {epoch}; no output directory, nothing was saved"
+    if not saved and ckpt_path.is_file():
+        # Ctrl-C between the checkpoint's rename into place and the loop noting it: the file
+        # is whole (written atomically), so say what it holds.
+        try:
+            saved = int(load_checkpoint(ckpt_path)["epoch"])
+        except Exception:
+            saved = None
     if not saved:
         return (f"interrupted in epoch {epoch}, before the first checkpoint; nothing to "
                 "resume: rerun the same command to start over")
@@ -188,11 +194,11 @@ def _batch_loss(model, data: TaskData, kind: str, batch: Split, cfg: TrainConfig
         return sum(p.sum() * 0.0 for p in model.parameters() if p.requires_grad)
     logits = forward(model, kind, batch.inputs, data.graph)
     if kind == "lm":
-        from .sft import lm_loss_sum
+        from zoo.finetune.lm import lm_loss_sum
 
         return lm_loss_sum(logits, batch.y)
     if teacher_logits is not None:
-        from .distill import distill_loss
+        from zoo.finetune.distill import distill_loss
 
         return distill_loss(logits, teacher_logits, batch.y, temperature=cfg.temperature,
                             alpha=cfg.alpha, label_smoothing=cfg.label_smoothing,
