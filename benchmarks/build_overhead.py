@@ -65,7 +65,8 @@ def timed(fn: Callable[[], Any]) -> float:
 
 def zoo_parts(name: str, reps: int = 2000) -> dict[str, float]:
     """Microseconds per call of what zoo.get does besides calling the builder."""
-    from zoo import api, build
+    from zoo import api
+    from zoo.loading import build
     from zoo.registry import default_registry
 
     reg = default_registry()

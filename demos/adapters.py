@@ -30,6 +30,6 @@ def zoo_demo_adapter(task):
     path = ADAPTERS.get(task)
     if path is None:
         return None
-    from zoo.build import import_object
+    from zoo.loading.build import import_object
 
     return import_object(path, what=f"demo adapter for '{task}'")()

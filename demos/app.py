@@ -23,7 +23,7 @@ MAX_FILE_SIZE = "25mb"
 
 def adapter_for(target: Target) -> Adapter:
     """An unloaded adapter for the target's demo task; one clear line if there is none."""
-    from zoo.plugin_loader import get_plugins
+    from zoo.registry.plugins import get_plugins
 
     from .adapters import ADAPTERS
 

@@ -64,7 +64,7 @@ def task_helper(target: Target, *names: str) -> Callable[..., Any] | None:
     Looked up in ``zoo.predict.TASKS`` as ``(family, task)`` then ``task``, for the demo
     task then the model's task (``names`` are extra keys to try).
     """
-    from zoo.build import import_object
+    from zoo.loading.build import import_object
     from zoo.predict import TASKS
 
     spec = target.spec
@@ -349,7 +349,7 @@ def check_image(image: Any, *, what: str = "an image", min_side: int = 4):
     and float images are scaled to 8 bits by their range (a plain conversion clips them
     to white).
     """
-    from zoo.preprocess import load_image, to_8bit
+    from zoo.loading.preprocess import load_image, to_8bit
 
     if image is None:
         raise DemoInputError(f"no image: upload {what} (or click an example), then Submit")

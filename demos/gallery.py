@@ -65,7 +65,7 @@ def _missing_weights(target: Target) -> str | None:
     from pathlib import Path
 
     from zoo.errors import WeightsError
-    from zoo.loaders import resolve_package_path
+    from zoo.loading.paths import resolve_package_path
 
     source = target.spec.pretrained[target.tag].source
     scheme, _, rest = source.partition(":")

@@ -2,7 +2,7 @@
 
 The folder holds ``app.py`` (a few lines around :func:`zoo.demos.app.build_demo`),
 ``requirements.txt``, ``README.md`` with the Spaces front matter, and the model: a
-``model/`` directory written by :func:`zoo.build.save` (weights + config.json), or with
+``model/`` directory written by :func:`zoo.loading.build.save` (weights + config.json), or with
 ``hub_model`` a pointer to a Hub repo holding such a directory. ``python app.py`` in the
 folder runs the demo with nothing but the installed zoo package.
 """
@@ -88,14 +88,14 @@ def _title(target: Target) -> str:
 
 
 def _requirements(target: Target) -> str:
-    from zoo import __version__
+    from zoo.version import __version__
 
     dist = None
     if target.directory is not None:
         cfg = json.loads((target.directory / "config.json").read_text())
         dist = cfg.get("plugin_distribution")
     else:
-        from zoo.plugin_loader import get_plugins
+        from zoo.registry.plugins import get_plugins
 
         info = get_plugins().infos.get(target.spec.plugin or "")
         dist = info.distribution if info else None
@@ -155,7 +155,8 @@ def export_space(name_or_dir: str | os.PathLike[str] | Target, out: str | os.Pat
 
 def _write_space(tmp: Path, target: Target, *, hub_model: str | None) -> None:
     """The Space's files (app, requirements, README and, unless ``hub_model``, the model)."""
-    from zoo import __version__, build
+    from zoo.loading import build
+    from zoo.version import __version__
 
     if hub_model:
         model_expr, models = repr(f"hf-hub:{hub_model}"), [hub_model]

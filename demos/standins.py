@@ -37,7 +37,7 @@ def train_digits_lenet(out: str | os.PathLike[str], *, epochs: int = 8, seed: in
     import torch
     from sklearn.datasets import load_digits
 
-    from zoo import build
+    from zoo.loading import build
     from zoo.registry import default_registry
 
     torch.manual_seed(seed)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import UsageError
-from zoo.spec import FrozenDict, InputSpec, ModelSpec, PretrainedSpec, freeze
+from zoo.registry.spec import FrozenDict, InputSpec, ModelSpec, PretrainedSpec, freeze
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class Target:
 
     @property
     def kwargs(self) -> dict[str, Any]:
-        from zoo.build import merged_kwargs
+        from zoo.loading.build import merged_kwargs
 
         if self.directory is not None:
             return dict(self.spec.pretrained[self.tag].kwargs)
@@ -73,7 +73,7 @@ class Target:
 
     def build(self):
         """Build the model with its weights (the slow part: imports torch)."""
-        from zoo import build
+        from zoo.loading import build
 
         if self.directory is not None:
             return build.load_dir(self.directory)
@@ -116,7 +116,7 @@ def _input_spec(data: dict[str, Any] | None) -> InputSpec | None:
 
 
 def _from_directory(d: Path) -> Target:
-    from zoo.build import CONFIG_FILE, WEIGHTS_FILE, read_config
+    from zoo.loading.build import CONFIG_FILE, WEIGHTS_FILE, read_config
     from zoo.registry import default_registry
 
     if not d.is_dir():

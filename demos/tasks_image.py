@@ -190,7 +190,7 @@ class ObjectDetection(Adapter):
         """No helper: resize per the input spec (if any) and read the model's boxes."""
         import torch
 
-        from zoo.preprocess import image_to_tensor
+        from zoo.loading.preprocess import image_to_tensor
 
         inp = self.target.input
         if inp is not None and len(inp.size) == 3:
@@ -372,7 +372,7 @@ class ImageToImage(Adapter):
         return [[example_path(f), *extra] for f in files]
 
     def run(self, model, image, direction="AB"):
-        from zoo.preprocess import image_to_tensor
+        from zoo.loading.preprocess import image_to_tensor
 
         img = check_image(image)
         fn = task_helper(self.target)

@@ -48,13 +48,13 @@ def compute(name: str, tag: str | None = None, *, device: str = "cpu") -> dict[s
     """
     import torch
 
-    from zoo import build
+    from zoo.loading import build
     from zoo.registry import default_registry
-    from zoo.spec import thaw
+    from zoo.registry.spec import thaw
 
     spec = default_registry().spec(name)
     # The tag's kwargs as overrides of an untagged build: the same merged kwargs as
-    # ``zoo get NAME.TAG`` (zoo.build.merged_kwargs), without loading the weights.
+    # ``zoo get NAME.TAG`` (zoo.loading.build.merged_kwargs), without loading the weights.
     kwargs = thaw(spec.pretrained[tag].kwargs) if tag else {}
     args = build.example_input(spec, tag)
     if device != "cpu" and not all(isinstance(a, torch.Tensor) for a in args):
@@ -100,7 +100,7 @@ def stats(names: Iterable[str] | None = None, *, device: str = "cpu", tags: bool
     names one trained model. Print a table and the TOML lines; return
     ``{"NAME" or "NAME.TAG": {"params", "gflops"}}``."""
     from zoo.registry import default_registry
-    from zoo.spec import split_name_tag
+    from zoo.registry.spec import split_name_tag
 
     reg = default_registry()
     wanted = list(names) if names else sorted(s.name for s in reg)

@@ -1,7 +1,7 @@
 """Train LeNet-5 on scikit-learn's 8x8 digits and write ``zoo/trained/lenet5-digits.*``.
 
 Training images go through exactly the preprocessing users' uploads get
-(``zoo.preprocess.image_to_tensor(img, input_spec, center=True)``: invert by the border,
+(``zoo.loading.preprocess.image_to_tensor(img, input_spec, center=True)``: invert by the border,
 crop to the ink, pad square, resize to 32 x 32), so what the model learns is what
 ``zoo.predict("lenet5.digits", ...)`` feeds it. Light augmentation (upscaling with
 different resamplers, small rotations, scales, shears, thicker or thinner strokes)
@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter
 
-from zoo.preprocess import image_to_tensor
+from zoo.loading.preprocess import image_to_tensor
+from zoo.registry.spec import InputSpec
 from zoo.shipping import run_script, ship
-from zoo.spec import InputSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "zoo" / "trained" / "lenet5-digits.safetensors"

@@ -83,10 +83,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     from peft import LoraConfig, get_peft_model
     from torch.nn.functional import cross_entropy
 
-    from zoo.loaders import resolve_package_path
+    from zoo.loading.paths import resolve_package_path
+    from zoo.loading.weights import read_state_dict, sha256_of
     from zoo.plugins.transformer.minilm import PACKAGE_DIR, load_encoder_state, minilm, save_adapter
     from zoo.shipping import ship_file
-    from zoo.weights import read_state_dict, sha256_of
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))

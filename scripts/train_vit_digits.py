@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from zoo.preprocess import image_to_tensor
+from zoo.loading.preprocess import image_to_tensor
+from zoo.registry.spec import InputSpec
 from zoo.shipping import ship, warmup_cosine
-from zoo.spec import InputSpec
 
 OUT = Path(__file__).resolve().parents[1] / "zoo" / "trained" / "vit-digits.safetensors"
 #: The catalog's input spec of vit.digits.

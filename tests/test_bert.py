@@ -11,8 +11,8 @@ import torch
 from helpers import load_script, step_losses
 
 import zoo
-from zoo.build import builder_of, merged_kwargs, summarize
 from zoo.errors import WeightsError
+from zoo.loading.build import builder_of, merged_kwargs, summarize
 
 POSITIVE = "I love this, it is wonderful and makes me so happy!"
 NEGATIVE = "This is terrible, I hate it. The worst experience ever."
@@ -144,9 +144,9 @@ def test_merged_adapter_equals_peft_loading_it():
     """zoo folds the adapter in without peft; peft's own loading gives the same logits."""
     from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
 
-    from zoo.loaders import resolve_package_path
+    from zoo.loading.paths import resolve_package_path
+    from zoo.loading.weights import read_state_dict
     from zoo.plugins.transformer.minilm import adapter_metadata, load_encoder_state, minilm
-    from zoo.weights import read_state_dict
 
     spec, tag = zoo.spec("minilm.sentiment")
     path = resolve_package_path(spec.pretrained[tag].source.partition(":")[2])
@@ -215,7 +215,7 @@ def test_training_script_smoke(tmp_path):
 
 
 def test_saved_sentiment_model_rebuilds_with_its_tokenizer(tmp_path):
-    from zoo.build import save
+    from zoo.loading.build import save
     from zoo.plugins.transformer.minilm import classify_text
 
     spec, tag = zoo.spec("minilm.sentiment")

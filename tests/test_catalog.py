@@ -10,9 +10,9 @@ import pytest
 
 import zoo
 from conftest import run_zoo
-from zoo.catalog import BUILTIN_CATALOG, check_source, load_catalog
 from zoo.errors import CatalogError
 from zoo.registry import default_registry
+from zoo.registry.catalog import BUILTIN_CATALOG, check_source, load_catalog
 
 GOOD = """
 [models.mynet]
@@ -46,7 +46,7 @@ def test_builtin_catalog_validates_and_every_family_has_two_models():
 
 
 def test_every_builtin_builder_path_imports():
-    from zoo.build import builder_of
+    from zoo.loading.build import builder_of
 
     for spec in load_catalog(BUILTIN_CATALOG, cache=False):
         assert callable(builder_of(spec)), spec.name
@@ -150,7 +150,7 @@ def test_large_catalog_is_cached_and_a_changed_file_is_reparsed(tmp_path):
     path = write(tmp_path, entries)
     first = load_catalog(path)
     assert len(first) == 1500
-    from zoo import catalog
+    from zoo.registry import catalog
 
     catalog._MEMO.clear()
     catalog._RAW_MEMO.clear()
@@ -174,8 +174,8 @@ def test_source_uris(source, ok):
 def test_cached_specs_are_lazy_and_equal_the_parsed_ones_field_by_field(tmp_path, monkeypatch):
     import pickle
 
-    from zoo import catalog
-    from zoo.spec import LazySpec, ModelSpec
+    from zoo.registry import catalog
+    from zoo.registry.spec import LazySpec, ModelSpec
 
     monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("ZOO_NO_CACHE", raising=False)

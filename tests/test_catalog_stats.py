@@ -97,7 +97,7 @@ def test_big_entry_figures_match():
     """vgg19, efficientnet_b7, resnet152 ...: each built once on the meta device. Conv nets'
     GFLOPs are exact there (see below); attention models' are not, so for those only the
     parameter count is checked."""
-    from zoo import build
+    from zoo.loading import build
 
     assert {"vgg19", "efficientnet_b7", "resnet152"} <= set(BIG)
     stats = load_script("catalog_stats")
@@ -156,7 +156,7 @@ def test_stats_says_when_a_tag_needs_no_figures():
 # -- the tag figures in the catalog: validated, cached, shown ---------------------------------
 
 def _catalog(tmp_path, extra: str):
-    from zoo.catalog import load_catalog
+    from zoo.registry.catalog import load_catalog
 
     path = tmp_path / "cat.toml"
     path.write_text('[models.m]\nfamily = "cnn"\ntask = "image-classification"\n'
@@ -180,7 +180,7 @@ def test_tag_figures_are_validated_like_the_models(tmp_path):
     with pytest.raises(CatalogError, match="'gflops' must be a number"):
         _catalog(tmp_path, 'gflops = "0.5"\n')
     # the bug this found: a model's 'gflops = true' was taken for 1.0 (bool is an int)
-    from zoo.catalog import validate_catalog
+    from zoo.registry.catalog import validate_catalog
 
     with pytest.raises(CatalogError, match="'gflops' must be a number, got True"):
         validate_catalog({"models": {"m": {"family": "cnn", "task": "t", "builder": "a.b:c",
@@ -195,8 +195,8 @@ def test_a_tag_without_figures_falls_back_to_its_architecture(tmp_path):
 
 def test_tag_figures_survive_the_parse_cache(tmp_path, monkeypatch):
     """The built-in catalog is big enough to be cached; its lazy records carry the tag's
-    figures (and an older cache layout is not reused: _CACHE_VERSION)."""
-    from zoo import catalog
+    figures (and an older cache layout is not reused: CACHE_VERSION in zoo.registry.cache)."""
+    from zoo.registry import cache, catalog
 
     monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path))
     monkeypatch.delenv("ZOO_NO_CACHE", raising=False)
@@ -210,7 +210,7 @@ def test_tag_figures_survive_the_parse_cache(tmp_path, monkeypatch):
     assert cached["transformer"].gflops_for("dates") == pytest.approx(0.04521)
     assert cached["transformer"].params_for(None) == 63121544
     assert {s.name: s for s in first}["transformer"] == cached["transformer"]
-    assert catalog._CACHE_VERSION >= 4
+    assert cache.CACHE_VERSION >= 4
 
 
 def test_trained_models_are_shown_with_their_own_size():

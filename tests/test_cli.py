@@ -209,7 +209,7 @@ def test_a_tag_kwarg_cannot_be_overridden():
     spec = zoo.ModelSpec(name="x", family="cnn", task="t", builder="zoo.plugins.cnn.lenet:lenet5",
                          pretrained={"t": zoo.PretrainedSpec(tag="t", source="file:/w",
                                                              kwargs={"num_classes": 10})})
-    from zoo.build import merged_kwargs
+    from zoo.loading.build import merged_kwargs
 
     with pytest.raises(zoo.UsageError, match="needs num_classes=10 to fit its weights"):
         merged_kwargs(spec, "t", {"num_classes": 5})
@@ -230,7 +230,7 @@ def test_the_console_script_is_installed():
 
 
 def test_table_aligns_wraps_the_last_column_and_colours_only_when_asked():
-    from zoo.table import BOLD, render
+    from zoo.cli.table import BOLD, render
 
     rows = [["cnn", "ok", "short"], ["transformer", "error", "word " * 30]]
     plain = render(["PLUGIN", "STATUS", "ERRORS"], rows)
@@ -255,7 +255,7 @@ def test_colour_follows_no_color_and_force_color():
 
 
 def test_table_wider_than_the_terminal_cuts_long_middle_columns_not_names():
-    from zoo.table import MIDDLE_MIN, render
+    from zoo.cli.table import MIDDLE_MIN, render
 
     rows = [["transformer.dates", "translation", "generated dates " * 6, "exact-match=1, x=2"],
             ["lenet5.digits", "image-classification", "sklearn-digits", "accuracy=0.9889"]]

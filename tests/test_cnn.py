@@ -14,9 +14,9 @@ import torch
 from torch import nn
 
 import zoo
-from zoo import build
 from zoo.api import spec as resolve
 from zoo.errors import UnknownModelError
+from zoo.loading import build
 from zoo.registry import default_registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -374,8 +374,8 @@ def test_train_yolo_shapes_smoke(tmp_path):
     assert out.is_file() and out.with_suffix(".json").is_file()
     assert 0.0 <= metrics["map50"] <= 1.0 and len(metrics["sha256"]) == 64
     assert metrics["bytes"] <= 2_000_000
+    from zoo.loading.weights import apply_state_dict, read_state_dict
     from zoo.plugins.cnn.yolo import yolo
-    from zoo.weights import apply_state_dict, read_state_dict
 
     model = yolo()
 

@@ -26,7 +26,7 @@ from gradio_client import Client, handle_file  # noqa: E402
 
 from zoo.demos.base import EXAMPLES_DIR  # noqa: E402
 from zoo.demos.tasks_text import NEGATIVE, POSITIVE  # noqa: E402
-from zoo.spec import InputSpec, ModelSpec  # noqa: E402
+from zoo.registry.spec import InputSpec, ModelSpec  # noqa: E402
 
 # -- stand-ins for tasks whose trained model is not in this checkout --------------------
 

@@ -10,7 +10,7 @@ import torch
 from helpers import load_script
 
 import zoo
-from zoo.build import builder_of, merged_kwargs, summarize
+from zoo.loading.build import builder_of, merged_kwargs, summarize
 from zoo.plugins.transformer.detr import hungarian_match, postprocess, set_loss
 
 
@@ -129,6 +129,6 @@ def test_training_script_smoke(tmp_path):
                                                      "--epochs", "1", "--out", str(out)])
     assert out.is_file() and out.stat().st_size < 3_000_000
     assert 0.0 <= metrics["map50"] <= 1.0
-    from zoo.weights import apply_state_dict, read_state_dict
+    from zoo.loading.weights import apply_state_dict, read_state_dict
 
     apply_state_dict(zoo.get("detr_compact"), read_state_dict(out), origin=str(out))

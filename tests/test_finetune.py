@@ -392,7 +392,7 @@ def test_label_smoothing_makes_the_model_less_confident(tmp_path):
         result = _ft("lenet5", "digits", out=tmp_path / f"ls{ls}", label_smoothing=ls, epochs=3,
                      limit=400, lr=3e-3)
         from zoo.finetune.data import _digits, _fit_images
-        from zoo.spec import InputSpec
+        from zoo.registry.spec import InputSpec
 
         x, _, _ = _digits()
         xs = _fit_images(x[:200], InputSpec(size=(1, 32, 32), mean=(0.5,), std=(0.5,)))
@@ -433,7 +433,7 @@ PAIRS = {"sky": "blue", "grass": "green", "snow": "white", "coal": "black", "blo
 
 
 def test_sft_learns_responses_with_the_loss_masked_to_them(tmp_path):
-    from zoo.finetune.sft import IGNORE, encode_pairs
+    from zoo.finetune.lm import IGNORE, encode_pairs
 
     data = tmp_path / "pairs.jsonl"
     data.write_text("".join(json.dumps({"prompt": f"colour of {k}? ", "response": v}) + "\n"

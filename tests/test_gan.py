@@ -17,9 +17,9 @@ from torch import nn
 
 import zoo
 import zoo.api
-import zoo.build
-from zoo.build import merged_kwargs, summarize
+import zoo.loading.build
 from zoo.errors import UsageError
+from zoo.loading.build import merged_kwargs, summarize
 from zoo.plugins.gan.biggan import biggan
 from zoo.plugins.gan.cyclegan import cycle_consistency_loss, cyclegan
 from zoo.plugins.gan.nets import dcgan, mlp_gan
@@ -166,7 +166,7 @@ def test_stylegan_w_avg_and_const_noise_survive_save_and_reload(tmp_path):
     torch.manual_seed(0)
     model = zoo.get("stylegan", image_size=8, width=16)
     model.update_w_avg(n=256)
-    saved = zoo.build.save(model, tmp_path / "m", spec=zoo.api.spec("stylegan")[0],
+    saved = zoo.loading.build.save(model, tmp_path / "m", spec=zoo.api.spec("stylegan")[0],
                            kwargs={**dict(zoo.api.spec("stylegan")[0].kwargs), "image_size": 8,
                                    "width": 16})
     again = zoo.get(str(saved))

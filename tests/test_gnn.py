@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import zoo
-from zoo.build import example_input, summarize
 from zoo.errors import BuildError, UsageError
+from zoo.loading.build import example_input, summarize
 from zoo.plugins.gnn import datasets, graphs, predict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -261,7 +261,7 @@ def test_train_gcn_karate_script_smoke(tmp_path, capsys):
     metrics = script.main(tmp_path, epochs=1)
     assert 0.0 <= metrics["accuracy-unlabelled"] <= 1.0
     assert "registry.toml" in capsys.readouterr().out
-    from zoo.weights import apply_state_dict, read_state_dict
+    from zoo.loading.weights import apply_state_dict, read_state_dict
 
     meta = json.loads((tmp_path / "gcn-karate.json").read_text())
     state = read_state_dict(tmp_path / "gcn-karate.safetensors", sha256=meta["sha256"])
@@ -272,7 +272,7 @@ def test_train_gin_shapes_script_smoke(tmp_path):
     script = _load_script("train_gin_shapes")
     metrics = script.main(tmp_path, epochs=1, num_train=16, num_test=8)
     assert 0.0 <= metrics["accuracy"] <= 1.0
-    from zoo.weights import apply_state_dict, read_state_dict
+    from zoo.loading.weights import apply_state_dict, read_state_dict
 
     meta = json.loads((tmp_path / "gin-shapes.json").read_text())
     assert meta["kwargs"] == dict(_spec("gin.shapes")[0].pretrained["shapes"].kwargs)
@@ -283,7 +283,7 @@ def test_train_gin_shapes_script_smoke(tmp_path):
 def test_saved_graph_classifier_rebuilds_from_its_directory(tmp_path):
     spec, tag = _spec("gin.shapes")
     model = zoo.get("gin.shapes")
-    zoo.build.save(model, tmp_path / "gin", spec=spec, tag=tag)
+    zoo.loading.build.save(model, tmp_path / "gin", spec=spec, tag=tag)
     again = zoo.get(str(tmp_path / "gin"))
     args = graphs.example_input(spec)
     torch.testing.assert_close(again(*args), model(*args))

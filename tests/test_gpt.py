@@ -13,10 +13,10 @@ from helpers import load_script, step_losses
 
 import zoo
 from zoo.api import spec as resolve
-from zoo.build import summarize
 from zoo.errors import UsageError
+from zoo.loading.build import summarize
+from zoo.loading.weights import apply_state_dict, read_state_dict
 from zoo.plugins.transformer.gpt import generate_text, gpt2, predict_text
-from zoo.weights import apply_state_dict, read_state_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 # the module, not the zoo.predict function the package re-exports

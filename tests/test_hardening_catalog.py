@@ -18,11 +18,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import zoo.catalog as catalog
+import zoo.registry.catalog as catalog
 from conftest import ROOT, run_zoo
-from zoo.catalog import load_catalog
 from zoo.errors import CatalogError
-from zoo.spec import NAME_RE, TAG_RE, ModelSpec
+from zoo.registry.catalog import load_catalog
+from zoo.registry.spec import NAME_RE, TAG_RE, ModelSpec
 
 REGISTRY_TEXT = (ROOT / "registry.toml").read_text(encoding="utf-8")
 # The catalog cut into its tables (each block starts at a '[...]' header line).

@@ -193,9 +193,9 @@ def test_builder_argument_errors_are_one_line(args):
 def test_save_into_a_file_fails_before_building(tmp_path, monkeypatch):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
-    import zoo.build
+    import zoo.loading.build
 
-    monkeypatch.setattr(zoo.build, "build", lambda *a, **k: pytest.fail("built anyway"))
+    monkeypatch.setattr(zoo.loading.build, "build", lambda *a, **k: pytest.fail("built anyway"))
     err = assert_usage_error(invoke("get", "lenet5", "--save", str(blocker / "out")))
     assert "not a directory" in err and blocker.read_text() == "x"
 

@@ -526,8 +526,8 @@ def test_a_file_size_limit_hit_mid_run_fails_in_one_line_and_resume_matches(tmp_
 ])
 def test_a_worker_process_error_comes_back_as_the_same_kind_of_one_line_error(
         last, kind, code, text):
-    from zoo.finetune.api import _worker_error
+    from zoo.finetune.distributed import worker_error
 
-    err = _worker_error(last)
+    err = worker_error(last)
     assert type(err).__name__ == kind and err.exit_code == code
     assert text in str(err) and "\n" not in str(err)

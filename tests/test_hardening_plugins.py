@@ -24,10 +24,10 @@ from hypothesis import strategies as st
 
 import zoo
 from conftest import run_zoo
-from zoo import plugin_loader
 from zoo.errors import PluginError
-from zoo.plugin_loader import PluginInfo, Plugins, build_registry
-from zoo.spec import ModelSpec
+from zoo.registry import plugins as plugin_loader
+from zoo.registry.plugins import PluginInfo, Plugins, build_registry
+from zoo.registry.spec import ModelSpec
 
 # No shrinking: a failing example is printed as generated; shrinking one that builds
 # registries took minutes.

@@ -6,7 +6,7 @@ length prefixes, rewritten JSON headers, trailing bytes), writes torch checkpoin
 truncated or flipped, pickles whose reduce would run code at any nesting, and state dicts
 that do not fit. Each reaches zoo through a user catalog (``ZOO_CATALOG``, ``file:`` and
 ``package:`` sources, with and without ``sha256``), a directory written by
-``zoo.build.save``, ``http://`` from a loopback server, and ``zoo get`` in a subprocess.
+``zoo.loading.build.save``, ``http://`` from a loopback server, and ``zoo get`` in a subprocess.
 
 Expected every time: a :class:`zoo.errors.WeightsError` whose message is one line, names
 the file and says what to do; never another exception type, never a hang; the model passed
@@ -46,11 +46,11 @@ from hypothesis import strategies as st
 
 import zoo
 from conftest import ROOT, run_zoo
-from zoo import build
 from zoo.errors import WeightsError, ZooError
-from zoo.loaders import load_source
+from zoo.loading import build
+from zoo.loading.loaders import load_source
+from zoo.loading.weights import load_weights, read_state_dict, sha256_of
 from zoo.registry import reset_default
-from zoo.weights import load_weights, read_state_dict, sha256_of
 
 SEED = ROOT / "zoo" / "trained" / "lenet5-digits.safetensors"
 SEED_BYTES = SEED.read_bytes()
@@ -749,7 +749,7 @@ def test_key_with_a_newline_keeps_the_message_on_one_line(catalog):
     assert "'fc.bias\\nINJECTED'" in msg and "missing key(s) (fc.bias)" in msg, msg
 
 
-# -- directories written by zoo.build.save -------------------------------------------------
+# -- directories written by zoo.loading.build.save -------------------------------------------------
 
 @pytest.fixture
 def saved(tmp_path) -> Path:
@@ -776,7 +776,7 @@ def test_a_save_is_all_or_nothing_keeps_other_files_and_is_readable(saved, tmp_p
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     with monkeypatch.context() as m:
-        m.setattr("zoo.weights.save_weights", full_disk)
+        m.setattr("zoo.loading.weights.save_weights", full_disk)
         with pytest.raises(OSError, match="No space left"):
             build.save(lenet(seed=1), saved, spec=spec, tag=tag)
     assert {p.name: p.read_bytes() for p in saved.iterdir()} == before
@@ -912,7 +912,7 @@ def cache_files(tmp_path: Path) -> list[Path]:
 @HYPO(20)
 @given(data=st.data())
 def test_damaged_download_leaves_nothing_in_the_cache(tmp_path, web, data):
-    from zoo.sources import url_cache_path
+    from zoo.loading.sources import url_cache_path
 
     how = data.draw(st.sampled_from(["damaged", "short-body"]), label="how")
     if how == "damaged":
@@ -929,7 +929,7 @@ def test_damaged_download_leaves_nothing_in_the_cache(tmp_path, web, data):
 
 
 def test_download_then_damage_in_the_cache_names_the_cached_file(tmp_path, web):
-    from zoo.sources import url_cache_path
+    from zoo.loading.sources import url_cache_path
 
     web.body, web.length = SEED_BYTES, None
     model = quietly_loads(lambda: get("hw-web.web"))

@@ -25,13 +25,13 @@ from hubserver import HubServer, self_signed_cert
 from torch import nn
 
 import zoo
-from zoo import build
 from zoo.errors import WeightsError
-from zoo.loaders import labels_of, load_source
+from zoo.loading import build
+from zoo.loading.loaders import labels_of, load_source
+from zoo.loading.sources import parse_hf_hub, torch_hub_checkpoints, url_cache_path
+from zoo.loading.weights import save_weights, sha256_of
 from zoo.registry import reset_default
-from zoo.sources import parse_hf_hub, torch_hub_checkpoints, url_cache_path
-from zoo.spec import ModelSpec, PretrainedSpec
-from zoo.weights import save_weights, sha256_of
+from zoo.registry.spec import ModelSpec, PretrainedSpec
 
 
 @pytest.fixture(autouse=True)
@@ -183,7 +183,7 @@ def test_truncated_download_is_refused_and_not_cached(served):
 
 
 def test_hash_prefix_in_a_file_name_is_checked_on_download(served, tmp_path):
-    from zoo.download import download
+    from zoo.loading.download import download
 
     hub, url, sha, _ = served
     good = download(url, tmp_path / "a" / f"tiny-{sha[:8]}.safetensors", sha256_prefix=sha[:8])
@@ -239,7 +239,7 @@ def test_user_catalog_entry_loads_through_zoo_get(served, tmp_path, monkeypatch)
 
 
 def test_unknown_scheme_is_left_to_other_plugins():
-    from zoo.loaders import zoo_load_pretrained
+    from zoo.loading.loaders import zoo_load_pretrained
 
     assert zoo_load_pretrained(model=tiny(), source="s3://bucket/w.pt", tag=None) is None
 
@@ -332,7 +332,7 @@ import sys, time
 if "--no-backoff" in sys.argv:  # huggingface_hub retries for real, without the 23 s of waits
     time.sleep = lambda seconds: None
 from zoo.errors import WeightsError
-from zoo.sources import fetch
+from zoo.loading.sources import fetch
 try:
     print(fetch(sys.argv[1]))
 except WeightsError as e:

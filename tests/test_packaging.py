@@ -47,7 +47,10 @@ def wheel(tmp_path_factory) -> Path:
 
 def test_wheel_file_list(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    for required in ("zoo/__init__.py", "zoo/cli.py", "zoo/registry.toml",
+    # every module of the core's subpackages, wherever [M] put them
+    core = {p.relative_to(ROOT).as_posix() for p in (ROOT / "zoo").rglob("*.py")}
+    assert core - names == set(), "modules missing from the wheel"
+    for required in ("zoo/__init__.py", "zoo/cli/__init__.py", "zoo/registry.toml",
                      "zoo/plugins/__init__.py", "zoo/plugins/cnn/__init__.py",
                      "zoo/plugins/cnn/lenet.py", "zoo/plugins/rnn/text.py",
                      "zoo/plugins/transformer/__init__.py", "zoo/plugins/gan/__init__.py",

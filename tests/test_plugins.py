@@ -12,7 +12,7 @@ import torch
 import zoo
 from conftest import run_zoo
 from zoo.errors import PluginError, WeightsError
-from zoo.plugin_loader import Plugins, build_registry
+from zoo.registry.plugins import Plugins, build_registry
 
 
 def plugins_json(env):
@@ -127,7 +127,8 @@ def _registry_with(plugin_obj, name):
 
 
 def test_a_plugin_loader_claims_its_scheme_and_is_named(monkeypatch):
-    from zoo import build, plugin_loader
+    from zoo.loading import build
+    from zoo.registry import plugins as plugin_loader
 
     class Catalogue:
         @zoo.hookimpl
@@ -165,7 +166,7 @@ def test_no_loader_for_a_scheme_is_one_clear_error():
     spec_obj = zoo.ModelSpec(name="x", family="cnn", task="t",
                              builder="zoo.plugins.cnn.lenet:lenet5",
                              pretrained={"t": zoo.PretrainedSpec(tag="t", source="s3:b/k")})
-    from zoo.build import build
+    from zoo.loading.build import build
 
     with pytest.raises(WeightsError, match="no plugin loads 's3:' sources"):
         build(spec_obj, "t")
@@ -173,7 +174,7 @@ def test_no_loader_for_a_scheme_is_one_clear_error():
 
 def test_example_plugin_model_saves_and_reloads_from_a_directory(with_plugins, tmp_path):
     model = zoo.get("tinymlp.digits")
-    from zoo.build import save
+    from zoo.loading.build import save
 
     spec, tag = zoo.spec("tinymlp.digits")
     out = save(model, tmp_path / "saved", spec=spec, tag=tag)

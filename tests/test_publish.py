@@ -20,10 +20,10 @@ from typer.testing import CliRunner
 
 import zoo
 from conftest import run_zoo
-from zoo import build
 from zoo.cli import app
 from zoo.errors import UsageError, WeightsError
-from zoo.hub import HubError
+from zoo.loading import build
+from zoo.loading.hub import HubError
 from zoo.publish import publish
 
 TOKEN = "hf_zooTestSecretToken0123456789abcdef"

@@ -6,9 +6,9 @@ import pytest
 
 import zoo
 from zoo.errors import UnknownModelError, UsageError
-from zoo.plugin_loader import Plugins, build_registry
 from zoo.registry import Registry
-from zoo.spec import ModelSpec, split_name_tag
+from zoo.registry.plugins import Plugins, build_registry
+from zoo.registry.spec import ModelSpec, split_name_tag
 
 
 def lenet_fields(**over):

@@ -14,8 +14,9 @@ from helpers import load_script, step_losses
 
 import zoo
 import zoo.api
-from zoo.build import merged_kwargs, save, summarize
 from zoo.errors import BuildError, UsageError, WeightsError
+from zoo.loading.build import merged_kwargs, save, summarize
+from zoo.loading.weights import sha256_of
 from zoo.plugins.rnn.text import (
     RecurrentClassifier,
     RecurrentTagger,
@@ -25,7 +26,6 @@ from zoo.plugins.rnn.text import (
     text_classifier,
 )
 from zoo.plugins.rnn.tokenizer import WordTokenizer, tokenize
-from zoo.weights import sha256_of
 
 ROOT = Path(__file__).resolve().parent.parent
 RNN = zoo.api.list_models(family="rnn")
@@ -50,7 +50,7 @@ def _small(name: str, **extra):
     spec = zoo.api.spec(name)[0]
     kw = {**merged_kwargs(spec, None, {}), "vocab_size": 50, "embed_dim": 8, "hidden_size": 12,
           "num_layers": 2, "dropout": 0.0, **extra}
-    from zoo.build import builder_of
+    from zoo.loading.build import builder_of
 
     return builder_of(spec)(**kw).eval(), spec
 
@@ -304,7 +304,7 @@ def test_training_script_one_epoch_smoke(tmp_path):
     assert 0.0 <= r["metrics"]["accuracy"] <= 1.0 and r["kwargs"]["vocab_size"] <= 300
     model = text_classifier(vocab=tmp_path / "smoke.vocab.json",
                             **{k: v for k, v in r["kwargs"].items() if k != "vocab_size"})
-    from zoo.weights import apply_state_dict, read_state_dict
+    from zoo.loading.weights import apply_state_dict, read_state_dict
 
     apply_state_dict(model, read_state_dict(tmp_path / "smoke.safetensors", sha256=r["sha256"]),
                      origin="smoke")

@@ -1,4 +1,4 @@
-"""zoo.weights.save_weights: atomic writes (a failed save keeps the previous file and leaves
+"""zoo.loading.weights.save_weights: atomic writes (a failed save keeps the previous file and leaves
 no temp file behind) and a plain round trip."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import safetensors.torch
 import torch
 from helpers import snapshot, tiny
 
-from zoo.weights import load_weights, save_weights
+from zoo.loading.weights import load_weights, save_weights
 
 
 def _enospc(*_args, **_kwargs):

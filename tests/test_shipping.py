@@ -13,9 +13,9 @@ from torch import nn
 
 import zoo
 from zoo.errors import UsageError
+from zoo.loading.weights import sha256_of
 from zoo.registry import reset_default
 from zoo.shipping import catalog_block, run_script, ship, warmup_cosine
-from zoo.weights import sha256_of
 
 
 def _linear() -> nn.Linear:

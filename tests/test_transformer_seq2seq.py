@@ -12,8 +12,9 @@ from helpers import load_script, step_losses
 
 import zoo
 from zoo.api import spec as resolve
-from zoo.build import save, summarize
 from zoo.errors import BuildError, UsageError
+from zoo.loading.build import save, summarize
+from zoo.loading.weights import apply_state_dict, read_state_dict
 from zoo.plugins.transformer.seq2seq import (
     Seq2SeqTransformer,
     Tokenizer,
@@ -23,7 +24,6 @@ from zoo.plugins.transformer.seq2seq import (
     transformer,
     translate,
 )
-from zoo.weights import apply_state_dict, read_state_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 # the module, not the zoo.predict function the package re-exports

@@ -8,7 +8,7 @@ import torch
 from helpers import load_script, step_losses
 
 import zoo
-from zoo.build import builder_of, merged_kwargs, summarize
+from zoo.loading.build import builder_of, merged_kwargs, summarize
 
 
 @pytest.mark.parametrize(("name", "reference"), [
@@ -105,6 +105,6 @@ def test_training_script_smoke(tmp_path):
     metrics = train.main(["--epochs", "1", "--limit", "64", "--out", str(out)])
     assert out.is_file() and out.stat().st_size < 3_000_000
     assert 0.0 <= metrics["accuracy"] <= 1.0
-    from zoo.weights import apply_state_dict, read_state_dict
+    from zoo.loading.weights import apply_state_dict, read_state_dict
 
     apply_state_dict(zoo.get("vit"), read_state_dict(out), origin=str(out))

@@ -1,4 +1,4 @@
-"""zoo.weights: safe reading of weight files, and all-or-nothing copying into a model.
+"""zoo.loading.weights: safe reading of weight files, and all-or-nothing copying into a model.
 
 Every bad checkpoint must give one WeightsError line naming the file and what differs,
 and must leave the model exactly as it was.
@@ -16,7 +16,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from zoo.errors import WeightsError
-from zoo.weights import (
+from zoo.loading.weights import (
     apply_state_dict,
     load_weights,
     read_state_dict,

@@ -7,8 +7,8 @@
 Importing zoo is cheap: torch and the model libraries load only when a model is built.
 """
 
-from .api import finetune_hooks, get, info, list_models, spec
-from .errors import (
+from zoo.api import finetune_hooks, get, info, list_models, spec
+from zoo.errors import (
     BuildError,
     CatalogError,
     PluginError,
@@ -17,11 +17,10 @@ from .errors import (
     WeightsError,
     ZooError,
 )
-from .hookspecs import hookimpl
-from .predict import predict
-from .spec import ModelSpec, PretrainedSpec
-
-__version__ = "0.1.0"
+from zoo.hookspecs import hookimpl
+from zoo.predict import predict
+from zoo.registry.spec import ModelSpec, PretrainedSpec
+from zoo.version import __version__
 
 __all__ = [
     "BuildError",
@@ -33,6 +32,7 @@ __all__ = [
     "UsageError",
     "WeightsError",
     "ZooError",
+    "__version__",
     "finetune_hooks",
     "get",
     "hookimpl",

@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
-from .registry import default_registry
-from .spec import ModelSpec, split_name_tag, thaw
+from zoo.errors import UsageError
+from zoo.registry import default_registry
+from zoo.registry.spec import ModelSpec, split_name_tag, thaw
 
 HUB_PREFIX = "hf-hub:"
 
@@ -35,7 +35,7 @@ def spec(name: str) -> tuple[ModelSpec, str | None]:
 
 def finetune_hooks(model: str | ModelSpec) -> dict[str, Any]:
     """Fine-tuning hints for a model: the catalog's ``finetune`` table over plugin hooks."""
-    from .plugin_loader import get_plugins
+    from zoo.registry.plugins import get_plugins
 
     s = spec(model)[0] if isinstance(model, str) else model
     merged: dict[str, Any] = {}
@@ -83,7 +83,7 @@ def get(name: str | os.PathLike[str], **kwargs: Any):
         UnknownModelError: no such model or tag (with suggestions).
         WeightsError: weights missing, corrupt or not fitting the model.
     """
-    from . import build
+    from zoo.loading import build
 
     text = os.fspath(name)
     if text.startswith(HUB_PREFIX):
@@ -115,10 +115,10 @@ def _looks_like_dir(text: str, reg=None) -> bool:
 def _hub_snapshot(ref: str) -> Path:
     """Download ``ORG/REPO[@REV]`` through huggingface_hub's cache; return the local folder.
 
-    See :func:`zoo.hub.snapshot`: config.json first, then the weights and bundled files at
+    See :func:`zoo.loading.hub.snapshot`: config.json first, then the weights and bundled files at
     that commit, each checked; ``HF_HUB_OFFLINE=1`` reads the cache only.
     """
-    from .hub import snapshot
+    from zoo.loading.hub import snapshot
 
     return snapshot(ref)
 

@@ -3,8 +3,8 @@ into place.
 
 A reader (or the next run) sees the old file or directory or the finished new one, never
 half of one, and a failure (a full disk, Ctrl-C) leaves no scratch behind.
-:func:`replace_file` serves :func:`zoo.weights.save_weights` and fine-tuning's
-checkpoints, metrics and curves; :func:`write_dir` serves :func:`zoo.build.save` and
+:func:`replace_file` serves :func:`zoo.loading.weights.save_weights` and fine-tuning's
+checkpoints, metrics and curves; :func:`write_dir` serves :func:`zoo.loading.build.save` and
 :func:`zoo.demos.space.export_space`.
 """
 

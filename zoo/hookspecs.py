@@ -47,10 +47,10 @@ def zoo_load_pretrained(spec, model, source, tag):
     firstresult: the first plugin to return something other than ``None`` wins. Raise
     :class:`zoo.errors.WeightsError` with the file and what differs when weights are bad.
 
-    :param spec: the :class:`zoo.spec.ModelSpec` being built.
+    :param spec: the :class:`zoo.registry.spec.ModelSpec` being built.
     :param model: the freshly built ``nn.Module`` (random weights).
     :param source: the pretrained source URI, e.g. ``"package:mypkg/weights/x.safetensors"``.
-    :param tag: the :class:`zoo.spec.PretrainedSpec` of the requested tag.
+    :param tag: the :class:`zoo.registry.spec.PretrainedSpec` of the requested tag.
     :return: the loaded model (usually ``model`` itself), or ``None`` if the scheme is not
         this plugin's.
     """
@@ -65,7 +65,7 @@ def zoo_finetune_hooks(spec):
     freezing and layer-wise learning rates), ``no_decay`` (parameter name patterns).
     The catalog's ``finetune`` table wins over hook answers, key by key.
 
-    :param spec: the :class:`zoo.spec.ModelSpec` being fine-tuned.
+    :param spec: the :class:`zoo.registry.spec.ModelSpec` being fine-tuned.
     :return: a dict of the keys above, or ``None`` if the model is not this plugin's.
     """
 

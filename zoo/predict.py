@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .errors import UsageError
+from zoo.errors import UsageError
 
 #: task, or (family, task) when families decode differently ->
 #: "module:function"(model, spec, tag, inputs, **options)
@@ -34,7 +34,7 @@ def classify_image(model, spec, tag, image, *, top_k: int = 5) -> list[tuple[str
     """Top-k ``(label, probability)`` for one image (path, PIL image or array)."""
     import torch
 
-    from .preprocess import image_to_tensor
+    from zoo.loading.preprocess import image_to_tensor
 
     inp = spec.input_for(tag)
     x = image_to_tensor(image, inp, center=bool(inp.invert is not None or "digits" in spec.tags
@@ -55,8 +55,8 @@ def predict(name: str, inputs: Any, **options: Any):
         >>> zoo.predict("lenet5.digits", "seven.png")
         [('7', 0.98), ('1', 0.01), ...]
     """
-    from .api import spec as resolve
-    from .build import build, import_object
+    from zoo.api import spec as resolve
+    from zoo.loading.build import build, import_object
 
     spec, tag = resolve(name)
     task = spec.task_for(tag)

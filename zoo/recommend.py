@@ -30,8 +30,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .errors import UsageError
-from .spec import ModelSpec
+from zoo.errors import UsageError
+from zoo.registry.spec import ModelSpec
 
 #: compute budget -> (parameters that train comfortably in full, hard ceiling for LoRA)
 COMPUTE = {
@@ -172,7 +172,7 @@ def recommend(task: str, *, data_size: int | None = None, compute: str = "cpu",
         UsageError: unknown task or compute budget (with the known ones).
     """
     if registry is None:
-        from .registry import default_registry
+        from zoo.registry import default_registry
 
         registry = default_registry()
     if compute not in COMPUTE:

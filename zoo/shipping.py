@@ -40,7 +40,7 @@ from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
+from zoo.errors import UsageError
 
 __all__ = ["Shipped", "catalog_block", "run_script", "ship", "ship_file", "warmup_cosine"]
 
@@ -71,7 +71,7 @@ def ship(model: Any, path: str | os.PathLike[str], *, name: str, tag: str,
          echo: bool = True) -> Shipped:
     """Write ``model``'s weights to ``path`` and describe them for the catalog.
 
-    Saves with :func:`zoo.weights.save_weights` (safetensors, tied weights once, mode
+    Saves with :func:`zoo.loading.weights.save_weights` (safetensors, tied weights once, mode
     0644), creating the folder, then does what :func:`ship_file` does.
 
     Args:
@@ -98,7 +98,7 @@ def ship(model: Any, path: str | os.PathLike[str], *, name: str, tag: str,
         UsageError: a name, tag or value the catalog would refuse (checked before
             anything is written).
     """
-    from .weights import save_weights
+    from zoo.loading.weights import save_weights
 
     p = Path(path)
     # Refuse bad catalog values before training output is written, not after.
@@ -123,7 +123,7 @@ def ship_file(path: str | os.PathLike[str], *, name: str, tag: str,
 
     Takes the arguments of :func:`ship` but the model.
     """
-    from .weights import sha256_of
+    from zoo.loading.weights import sha256_of
 
     p = Path(path)
     if not p.is_file():
@@ -221,8 +221,8 @@ def _default_source(path: Path) -> str:
 def _check(text: str) -> None:
     import tomllib
 
-    from .catalog import validate_catalog
-    from .errors import CatalogError
+    from zoo.errors import CatalogError
+    from zoo.registry.catalog import validate_catalog
 
     data = tomllib.loads(text)
     # A stand-in model table around the tag, so the catalog's own checks run on it.

@@ -5,8 +5,8 @@ Hooks only: nothing here imports torch, timm or torchvision; architectures live 
 submodules the catalog's builder strings name (``lenet``, ``yolo``, ``passthrough``).
 """
 
-from zoo.catalog import BUILTIN_CATALOG
 from zoo.hookspecs import hookimpl
+from zoo.registry.catalog import BUILTIN_CATALOG
 
 
 @hookimpl

@@ -2,7 +2,7 @@
 
 The CNN plugin registers these namespaces lazily (``Registry.add_namespace``): nothing
 here is imported until a user names a ``timm/...`` or ``torchvision/...`` model or lists
-one of those namespaces. A resolved model is an ordinary :class:`~zoo.spec.ModelSpec`
+one of those namespaces. A resolved model is an ordinary :class:`~zoo.registry.spec.ModelSpec`
 whose builder is the library's own factory, so ``zoo.get("timm/resnet18")`` returns
 exactly what ``timm.create_model("resnet18")`` returns.
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from zoo.spec import TAG_RE, InputSpec, ModelSpec, PretrainedSpec, freeze
+from zoo.registry.spec import TAG_RE, InputSpec, ModelSpec, PretrainedSpec, freeze
 
 # Model-name prefixes of attention-based image models, listed as family "transformer".
 _TRANSFORMER_PREFIXES = (

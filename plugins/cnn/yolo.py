@@ -207,7 +207,7 @@ def detect(model: YOLO, spec: Any, tag: str | None, image: Any, *,
     Returns a list of ``{"label": str, "score": float, "box": [x0, y0, x1, y1]}``, best
     first. The image is resized to the declared input size and boxes scaled back.
     """
-    from zoo.preprocess import image_to_tensor, load_image
+    from zoo.loading.preprocess import image_to_tensor, load_image
 
     img = load_image(image)
     inp = spec.input_for(tag)

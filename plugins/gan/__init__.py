@@ -4,8 +4,8 @@ Architectures: ``nets`` (MLP GAN, DCGAN), ``stylegan``, ``biggan``, ``cyclegan``
 Sampling for demos: ``zoo.plugins.gan.sampling:sample_grid``.
 """
 
-from zoo.catalog import BUILTIN_CATALOG
 from zoo.hookspecs import hookimpl
+from zoo.registry.catalog import BUILTIN_CATALOG
 
 
 @hookimpl

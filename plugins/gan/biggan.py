@@ -25,7 +25,7 @@ class _SpectralNorm:
 
     Written out rather than using ``torch.nn.utils.parametrizations.spectral_norm``: that
     one's parametrization module breaks ``FlopCounterMode`` under ``inference_mode``, which
-    ``zoo.build.summarize`` uses.
+    ``zoo.loading.build.summarize`` uses.
     """
 
     weight: torch.Tensor

@@ -16,7 +16,7 @@ def example_input(spec, tag=None) -> tuple:
 
     Noise GANs get ``(z,)``; BigGAN gets ``(z, y)``; CycleGAN gets an image ``(x,)``.
     """
-    from zoo.build import merged_kwargs
+    from zoo.loading.build import merged_kwargs
 
     kw = merged_kwargs(spec, tag, {})
     g = torch.Generator().manual_seed(0)
@@ -127,7 +127,7 @@ def generate(model, spec, tag, inputs=None, *, n: int = 16, class_id: int | None
 
 def translate_image(model, spec, tag, image, *, direction: str = "AB") -> np.ndarray:
     """zoo.predict function for "image-to-image": one image in, its translation out (uint8)."""
-    from zoo.preprocess import image_to_tensor
+    from zoo.loading.preprocess import image_to_tensor
 
     inp = spec.input_for(tag)
     if inp is None:

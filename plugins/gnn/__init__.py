@@ -1,7 +1,7 @@
 """GNN family: graph neural networks from torch_geometric (node and graph classification)."""
 
-from zoo.catalog import BUILTIN_CATALOG
 from zoo.hookspecs import hookimpl
+from zoo.registry.catalog import BUILTIN_CATALOG
 
 
 @hookimpl

@@ -5,8 +5,8 @@ predictor) and :mod:`zoo.plugins.rnn.tokenizer` (the word-level tweet tokenizer)
 module only holds hooks, so listing never imports torch.
 """
 
-from zoo.catalog import BUILTIN_CATALOG
 from zoo.hookspecs import hookimpl
+from zoo.registry.catalog import BUILTIN_CATALOG
 
 
 @hookimpl

@@ -185,6 +185,6 @@ class WordTokenizer:
 
 def resolve_vocab(vocab: str | os.PathLike[str]) -> Path:
     """A vocabulary location -> a local file: ``package:IMPORT/PATH``, ``file:PATH`` or a path."""
-    from zoo.loaders import local_path
+    from zoo.loading.paths import local_path
 
     return local_path(vocab)

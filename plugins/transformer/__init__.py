@@ -4,8 +4,8 @@ Hooks only: architectures live in the submodules the catalog's builder strings n
 and nothing here imports torch.
 """
 
-from zoo.catalog import BUILTIN_CATALOG
 from zoo.hookspecs import hookimpl
+from zoo.registry.catalog import BUILTIN_CATALOG
 
 # Builders whose weights go through zoo.plugins.transformer.minilm:load_pretrained, which
 # understands the Hub's BertModel checkpoints (the MiniLM package's) and zoo LoRA adapters.
@@ -36,7 +36,7 @@ def zoo_load_pretrained(spec, model, source, tag):
         return None
     from pathlib import Path
 
-    from zoo.loaders import resolve_package_path
+    from zoo.loading.paths import resolve_package_path
     from zoo.plugins.transformer.minilm import load_pretrained
 
     path = resolve_package_path(rest) if scheme == "package" else Path(rest).expanduser()

@@ -83,7 +83,7 @@ class CompactDETR(nn.Module):
                              f"images, got {tuple(pixel_values.shape[-2:])}")
         memory = self.encoder(src + self.pos_embed)
         # repeat, not expand: a view of a parameter breaks FlopCounterMode's module
-        # tracker under inference_mode (zoo.build.summarize)
+        # tracker under inference_mode (zoo.loading.build.summarize)
         tgt = self.query_embed.repeat(src.shape[0], 1, 1)
         outs = []
         for layer in self.decoder_layers:
@@ -249,7 +249,7 @@ def detect(model: nn.Module, spec: Any, tag: str | None, image: Any, *,
            threshold: float = 0.5) -> list[dict[str, Any]]:
     """``zoo.predict`` for DETR: ``[{"label", "score", "box": [x0, y0, x1, y1]}]``, best
     first, boxes in the uploaded image's own pixels."""
-    from zoo.preprocess import image_to_tensor, load_image
+    from zoo.loading.preprocess import image_to_tensor, load_image
 
     img = load_image(image)
     x = image_to_tensor(img, spec.input_for(tag))

@@ -78,7 +78,7 @@ def minilm(*, num_classes: int | None = None, tokenizer: str | None = None, drop
 
 def package_dir(location: str = PACKAGE_DIR) -> Path:
     """``package:IMPORT_NAME/DIR`` (or a plain path) -> the directory, without importing it."""
-    from zoo.loaders import local_path
+    from zoo.loading.paths import local_path
 
     p = local_path(location, kind="dir")
     if not p.is_dir():
@@ -194,7 +194,7 @@ def load_encoder_state(model: nn.Module, state: Mapping[str, torch.Tensor], *,
     Drops buffers the current transformers no longer saves (``position_ids``) and the
     pooler when the model has none (classifiers pool by mean).
     """
-    from zoo.weights import apply_state_dict
+    from zoo.loading.weights import apply_state_dict
 
     enc = _encoder_of(model)
     own = enc.state_dict()
@@ -295,8 +295,8 @@ def merge_lora(model: nn.Module, state: Mapping[str, torch.Tensor], lora: Mappin
 def load_pretrained(model: nn.Module, path: Path, *, sha256: str | None) -> nn.Module:
     """Load a source file into a MiniLM/BERT model: a zoo LoRA adapter (base weights from
     its metadata, then merged), a ``BertModel`` checkpoint, or a zoo state dict."""
-    from zoo.loaders import local_path
-    from zoo.weights import apply_state_dict, read_state_dict
+    from zoo.loading.paths import local_path
+    from zoo.loading.weights import apply_state_dict, read_state_dict
 
     state = read_state_dict(path, sha256=sha256)
     meta = adapter_metadata(path)

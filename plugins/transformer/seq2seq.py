@@ -116,7 +116,7 @@ def read_vocab(path: str | os.PathLike[str]) -> tuple[Tokenizer, Tokenizer | Non
 
     Returns ``(src, tgt)``; ``tgt`` is ``None`` for a single (shared) vocabulary.
     """
-    from zoo.loaders import local_path
+    from zoo.loading.paths import local_path
 
     p = local_path(path)
     try:
@@ -384,7 +384,7 @@ def predict_translation(model, spec, tag, inputs, *, beam: int = 1, max_len: int
 def example_input(spec, tag=None) -> tuple:
     """Forward args for summaries: ``(src_ids, tgt_ids)`` for this module's models, else the
     one token tensor the input spec describes (so the whole family can use this)."""
-    from zoo.build import tensor_for
+    from zoo.loading.build import tensor_for
 
     inp = spec.input_for(tag)
     if inp is None:

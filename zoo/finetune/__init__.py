@@ -20,6 +20,6 @@ TECHNIQUES = ("full", "freeze", "feature-extract", "lora", "distill", "sft")
 
 def finetune(*args: Any, **kwargs: Any):
     """Fine-tune a model; see :func:`zoo.finetune.api.finetune` for every option."""
-    from .api import finetune as _finetune
+    from zoo.finetune.api import finetune as _finetune
 
     return _finetune(*args, **kwargs)

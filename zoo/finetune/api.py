@@ -23,256 +23,34 @@ processes run on several machines, so that ``--resume`` finds the checkpoint.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import shutil
-import socket
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import UsageError, ZooError
+from zoo.errors import UsageError
+from zoo.finetune.distributed import init_distributed, spawn
+from zoo.finetune.model import fit_head, head_of, load_model, precompute_features, rebuild
+from zoo.finetune.outputs import writing
+from zoo.finetune.run import (
+    Result,
+    check_out,
+    check_run_space,
+    check_space_for_weights,
+    remove_leftovers,
+    run_scope,
+    save_model,
+)
+from zoo.finetune.techniques import TECHNIQUES
 
-from .outputs import writing
-from .techniques import TECHNIQUES
-
-
-@dataclass
-class Result:
-    """What a fine-tuning run produced."""
-
-    out: Path
-    metrics: dict[str, Any]                 # the final (or best) epoch's validation metrics
-    history: list[dict[str, Any]]
-    trainable_params: int
-    total_params: int
-    model: Any = None                       # the trained plain nn.Module (in-process runs)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def trainable_percent(self) -> float:
-        return 100.0 * self.trainable_params / max(self.total_params, 1)
-
-
-# -- model loading -----------------------------------------------------------------------------
-
-@dataclass
-class Loaded:
-    model: Any
-    spec: Any
-    tag: str | None
-    kwargs: dict[str, Any]
-    labels: list[str] | None
-    trained: bool                           # pretrained weights (a tag or a saved dir)
-    ref: str
-
-
-def load_model(ref: str | os.PathLike[str]) -> Loaded:
-    """Build ``NAME[.TAG]`` or rebuild a saved directory, with what fine-tuning needs."""
-    from zoo import build
-    from zoo.api import _looks_like_dir
-    from zoo.api import spec as resolve
-    from zoo.registry import default_registry
-    from zoo.spec import InputSpec
-
-    text = os.fspath(ref)
-    if _looks_like_dir(text):
-        if not Path(text).is_dir():
-            raise UsageError(f"{text}: no such model directory")
-        cfg = build.read_config(text)
-        reg = default_registry()
-        if cfg.get("name") not in reg:
-            raise UsageError(f"{text}: made from model '{cfg.get('name')}', which is not in "
-                             "the catalog; install its plugin")
-        spec = reg.spec(cfg["name"])
-        if cfg.get("input"):
-            spec = replace(spec, input=InputSpec(**{k: tuple(v) if isinstance(v, list) else v
-                                                    for k, v in cfg["input"].items()}))
-        model = build.load_dir(text)
-        return Loaded(model, spec, None, dict(cfg["kwargs"]), cfg.get("labels"), True, text)
-    spec, tag = resolve(text)
-    model = build.build(spec, tag)
-    labels = list(spec.pretrained[tag].labels) if tag and spec.pretrained[tag].labels else None
-    return Loaded(model, spec, tag, build.merged_kwargs(spec, tag, {}), labels,
-                  tag is not None, text)
-
-
-def _accepts(spec, name: str) -> bool:
-    import inspect
-
-    from zoo.build import builder_of
-
-    try:
-        return name in inspect.signature(builder_of(spec)).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def _rebuild(loaded: Loaded, kwargs: dict[str, Any], *, keep_weights: bool, head: str | None,
-             allow_new: str | None = None):
-    """Build the architecture with new ``kwargs``; copy every weight that still fits
-    (all but the head's when the class count changed)."""
-    from zoo.build import builder_of
-
-    new = builder_of(loaded.spec)(**kwargs)
-    if keep_weights:
-        own = new.state_dict()
-        old = loaded.model.state_dict()
-        prefix = _nesting_prefix(list(old), list(own))
-        state = {prefix + k: v for k, v in old.items()
-                 if prefix + k in own and own[prefix + k].shape == v.shape}
-        missing = [k for k in own if k not in state]
-        fresh = [h for h in (head, allow_new) if h]
-        stray = [k for k in missing if not any(k.startswith(h + ".") for h in fresh)]
-        if stray:
-            raise UsageError(f"model '{loaded.spec.name}': changing {sorted(kwargs)} also "
-                             f"changes {stray[0]} (not the head '{head}'); cannot keep weights")
-        new.load_state_dict(state, strict=False)
-    tok = getattr(loaded.model, "tokenizer", None)
-    if tok is not None and getattr(new, "tokenizer", None) is None:
-        new.tokenizer = tok
-    return new
-
-
-def _nesting_prefix(old: list[str], own: list[str]) -> str:
-    """``""`` when names match; else the prefix under which the new model nests the old one
-    (an encoder built alone, then inside a classifier as ``bert.``)."""
-    if not old or old[0] in own:
-        return ""
-    for k in own:
-        if k.endswith("." + old[0]):
-            prefix = k[: -len(old[0])]
-            if sum(prefix + o in own for o in old) >= 0.9 * len(old):
-                return prefix
-    return ""
-
-
-def _head_of(model, hooks: dict) -> str | None:
-    """The hooks' head, else a top-level module with a conventional head name."""
-    if hooks.get("head"):
-        return str(hooks["head"])
-    names = dict(model.named_children())
-    return next((n for n in ("classifier", "head", "fc") if n in names), None)
-
-
-def _fit_head(loaded: Loaded, hooks: dict, n_data: int, num_classes: int | None,
-              data_labels: list[str]) -> tuple[Any, dict[str, Any], bool]:
-    """Make the model's class count match the data's; returns (model, kwargs, replaced)."""
-    from .techniques import class_kwarg, get_module, out_features
-
-    key = class_kwarg(loaded.kwargs)
-    head = hooks.get("head")
-    current = loaded.kwargs.get(key) if key else (
-        out_features(get_module(loaded.model, head)) if head else None)
-    if current is None and key is None and _accepts(loaded.spec, "num_classes"):
-        # An encoder without a head (minilm.sentence): build its classifier variant with
-        # the encoder's weights inside.
-        kwargs = {**loaded.kwargs, "num_classes": n_data}
-        return _rebuild(loaded, kwargs, keep_weights=loaded.trained, head=None,
-                        allow_new="classifier"), kwargs, True
-    if num_classes is not None and num_classes != n_data:
-        raise UsageError(f"--num-classes {num_classes} but the data has {n_data} classes "
-                         f"({', '.join(data_labels)}); give --num-classes {n_data}")
-    if current is None or current == n_data:
-        return loaded.model, loaded.kwargs, False
-    if loaded.trained and num_classes is None:
-        raise UsageError(
-            f"model '{loaded.ref}' has {current} classes but the data has {n_data} "
-            f"({', '.join(data_labels[:6])}{'...' if n_data > 6 else ''}); pass "
-            f"--num-classes {n_data} to replace its head '{head}'")
-    if key is None:
-        raise UsageError(f"model '{loaded.spec.name}' has no class-count argument "
-                         f"(num_classes/out_channels) to give {n_data} classes")
-    kwargs = {**loaded.kwargs, key: n_data}
-    return _rebuild(loaded, kwargs, keep_weights=loaded.trained, head=head), kwargs, True
-
-
-# -- feature caching -----------------------------------------------------------------------------
-
-def _cache_features(model, head: str, data, batch_size: int = 256):
-    """Run the frozen backbone once; return TaskData of the head's inputs (or None when the
-    head takes more than one input, e.g. a graph conv)."""
-    import torch
-
-    from .data import Split, TaskData
-    from .loop import forward
-    from .techniques import get_module
-
-    module = get_module(model, head)
-    captured: list = []
-
-    def hook(_m, args, _kw=None):
-        captured.append(args)
-
-    handle = module.register_forward_pre_hook(hook)
-    was = model.training
-    model.eval()
-    try:
-        def run(split):
-            feats = []
-            for i in range(0, len(split), batch_size):
-                captured.clear()
-                part = split.take(range(i, min(i + batch_size, len(split))))
-                with torch.no_grad():
-                    forward(model, data.kind, part.inputs, data.graph)
-                if len(captured) != 1 or len(captured[0]) != 1:
-                    return None
-                feats.append(captured[0][0].detach())
-            return Split({"features": torch.cat(feats)}, split.y)
-
-        train = run(data.train)
-        if train is None:
-            return None
-        val = run(data.val) if data.val is not None and len(data.val) else None
-    finally:
-        handle.remove()
-        model.train(was)
-    return TaskData("features", train, val, data.labels, name=data.name, notes=data.notes)
-
-
-# -- distributed -----------------------------------------------------------------------------------
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _spawned_worker(rank: int, world: int, port: int, kwargs: dict[str, Any]) -> None:
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    finetune(**kwargs)
-
-
-def _init_distributed(device: str):
-    """Join the job described by the environment (torchrun, --nproc); (Dist, we_started)."""
-    from .loop import Dist
-
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Dist(), False
-    import torch.distributed as tdist
-
-    rank = int(os.environ.get("RANK", "0"))
-    if tdist.is_initialized():
-        return Dist(rank, world), False
-    backend = "nccl" if device.startswith("cuda") else "gloo"
-    tdist.init_process_group(backend=backend, init_method="env://", rank=rank,
-                             world_size=world)
-    return Dist(rank, world), True
-
-
-# -- the entry point ---------------------------------------------------------------------------
 
 def _check_options(*, epochs, batch_size, lr, limit, val_limit, nproc, warmup, label_smoothing,
                    metric, device, weight_decay, temperature, alpha, val_fraction,
                    num_classes) -> None:
     """Refuse bad option values before anything is loaded or trained (one line each)."""
-    from .loop import METRIC_MODES
+    from zoo.finetune.loop import METRIC_MODES
 
     checks = [
         (epochs >= 1, "--epochs must be at least 1"),
@@ -298,36 +76,6 @@ def _check_options(*, epochs, batch_size, lr, limit, val_limit, nproc, warmup, l
     for ok, message in checks:
         if not ok:
             raise UsageError(message)
-
-
-def _check_out(out: Path) -> None:
-    """Fail before training if the output directory cannot be created or written.
-
-    Missing parent directories are created (as ``mkdir -p``). Directories made for the
-    check are removed again, so a run refused later (bad data, say) leaves nothing behind.
-    """
-    from .outputs import nearest_existing
-
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"{out}: is a file, not a directory; choose another --out")
-    base = nearest_existing(out)
-    if base != out and not base.is_dir():
-        raise UsageError(f"{out}: {base} is a file, not a directory; choose another --out")
-    missing = [p for p in (out, *out.parents) if not p.exists()]
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".zoo-write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        where = "" if base == out else f" in {base}"
-        raise UsageError(f"{out}: cannot write the output directory{where} "
-                         f"({e.strerror or e}); "
-                         "choose another --out") from None
-    finally:
-        for p in missing:  # deepest first
-            with contextlib.suppress(OSError):
-                p.rmdir()
 
 
 def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
@@ -407,23 +155,22 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
                    weight_decay=weight_decay, temperature=temperature, alpha=alpha,
                    val_fraction=val_fraction, num_classes=num_classes)
     out = Path(out)
-    _check_out(out)
+    check_out(out)
     if nproc > 1 and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return _spawn(args, nproc, out)
+        return spawn(finetune, args, nproc, out)
     if technique == "sft":
-        from .sft import finetune_sft
+        from zoo.finetune.sft import finetune_sft
 
         return finetune_sft(**{k: v for k, v in args.items() if k != "technique"})
     import torch
 
     from zoo.api import finetune_hooks
-
-    from . import report
-    from .data import prepare
-    from .loop import CHECKPOINT, TrainConfig, train
-    from .optim import DEFAULT_NO_DECAY, make_optimizer, make_schedule, param_groups
-    from .outputs import estimate_outputs
-    from .techniques import (
+    from zoo.finetune import report
+    from zoo.finetune.data import prepare
+    from zoo.finetune.loop import CHECKPOINT, TrainConfig, train
+    from zoo.finetune.optim import DEFAULT_NO_DECAY, make_optimizer, make_schedule, param_groups
+    from zoo.finetune.outputs import estimate_outputs
+    from zoo.finetune.techniques import (
         count_params,
         freeze,
         freeze_backbone,
@@ -432,10 +179,10 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
         set_dropout,
     )
 
-    dist, started = _init_distributed(device)
+    dist, started = init_distributed(device)
     if device.startswith("cuda") and dist.world > 1:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', dist.rank))}"
-    with _run_scope(out, started=started):
+    with run_scope(out, started=started):
         if out.exists() and (out / CHECKPOINT).exists() and not (resume or overwrite):
             raise UsageError(f"{out}: holds a checkpoint of an earlier run; pass --resume to "
                              "continue it, or choose another --out")
@@ -446,10 +193,10 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
         spec = loaded.spec
         hooks = finetune_hooks(spec)
         if dist.main:
-            _remove_stale_temps(out)
+            remove_leftovers(out)
         # Cheap and before the data loads: the final weights alone must fit. (Every rank
         # checks, so that all refuse together rather than wait for rank 0.)
-        _check_space_for_weights(out, loaded.model, _head_of(loaded.model, hooks),
+        check_space_for_weights(out, loaded.model, head_of(loaded.model, hooks),
                                  resume=resume)
         task = prepare(data, loaded.model, spec, loaded.tag, val_data=val_data,
                        val_fraction=val_fraction, limit=limit, val_limit=val_limit,
@@ -465,9 +212,9 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
             kw = {k: v for k, v in loaded.kwargs.items() if k != "vocab_size"}
             kw["vocab"] = str(vocab_path)
             torch.manual_seed(seed)
-            loaded.model = _rebuild(loaded, kw, keep_weights=False, head=None)
+            loaded.model = rebuild(loaded, kw, keep_weights=False, head=None)
             loaded.kwargs = kw
-        net, kwargs, replaced = _fit_head(loaded, hooks, len(task.labels), num_classes,
+        net, kwargs, replaced = fit_head(loaded, hooks, len(task.labels), num_classes,
                                           task.labels)
         kwargs = {**kwargs, **extra_kwargs}
         if lr is None:
@@ -475,7 +222,7 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
                 else 1e-3
         if dropout is not None:
             set_dropout(net, dropout)
-        head = _head_of(net, hooks)
+        head = head_of(net, hooks)
         if head and not hooks.get("head"):
             hooks = {**hooks, "head": head}
         info: dict[str, Any] = {"technique": technique}
@@ -495,14 +242,14 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
             freeze_backbone(net, head)
             if cache_features:
                 t0 = time.perf_counter()
-                cached = _cache_features(net, head, task)
+                cached = precompute_features(net, head, task)
                 if cached is not None:
                     info["feature_cache_seconds"] = round(time.perf_counter() - t0, 3)
-                    from .techniques import get_module
+                    from zoo.finetune.techniques import get_module
 
                     train_model, kind, task_for_train = get_module(net, head), "features", cached
         elif technique == "lora":
-            from .lora import apply_lora
+            from zoo.finetune.lora import apply_lora
 
             torch.manual_seed(seed)
             train_model = apply_lora(net, hooks, head=head, r=lora_r, alpha=lora_alpha,
@@ -526,7 +273,7 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
                     raise UsageError(f"teacher '{teacher}' and the student see different "
                                      "samples; give both the same data")
             with torch.no_grad():
-                from .loop import forward
+                from zoo.finetune.loop import forward
 
                 probe = forward(teacher_model, teacher_task.kind,
                                 teacher_task.train.take([0]).inputs, teacher_task.graph)
@@ -582,7 +329,7 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
         if dist.main:
             kept = f"{out / CHECKPOINT} holds the last epoch ({history[-1]['epoch']})"
             if technique == "lora":
-                from .lora import ADAPTER_DIR, merge, save_adapter
+                from zoo.finetune.lora import ADAPTER_DIR, merge, save_adapter
 
                 with writing(out / ADAPTER_DIR, kept=kept):
                     save_adapter(train_model, out)
@@ -594,7 +341,7 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
                 "head_replaced": replaced, "best_epoch": run["best_epoch"],
                 "stopped_early": run["stopped_early"], "world_size": dist.world}.items()})
             with writing(out / "model.safetensors", kept=kept):
-                _save_model(final_model, out, spec=spec, tag=loaded.tag, kwargs=kwargs,
+                save_model(final_model, out, spec=spec, tag=loaded.tag, kwargs=kwargs,
                             extra={"labels": task.labels, "metrics": final_metrics,
                                    "technique": technique, "base_model": os.fspath(model),
                                    "dataset": task.name,
@@ -617,169 +364,3 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
                       extra={**info, "output_bytes": estimate.as_dict()})
 
 
-@contextlib.contextmanager
-def _run_scope(out: Path, *, started: bool):
-    """Around one run into ``out`` (finetune and finetune_sft share it).
-
-    A run that fails removes the directories it created that are still empty (bad data,
-    too little space: nothing written yet); Ctrl-C outside the training loop, which words
-    its own message, becomes a :class:`TrainingInterrupted` saying whether ``--resume``
-    can continue; and the process group this process ``started`` is destroyed however
-    the run ends.
-    """
-    from .loop import CHECKPOINT
-    from .outputs import TrainingInterrupted
-
-    created = [p for p in (out / CHECKPOINT).parents if not p.exists()]
-    try:
-        yield
-    except BaseException as e:
-        _remove_empty(created)
-        if isinstance(e, KeyboardInterrupt) and not isinstance(e, TrainingInterrupted):
-            raise TrainingInterrupted(_interrupted_outside_training(out)) from None
-        raise
-    finally:
-        if started:
-            import torch.distributed as tdist
-
-            tdist.destroy_process_group()
-
-
-def _remove_empty(directories: Sequence[Path]) -> None:
-    """rmdir each of ``directories`` (deepest first) that is still empty."""
-    for d in directories:
-        with contextlib.suppress(OSError):
-            d.rmdir()
-
-
-def _save_model(model, out: Path, *, spec, tag, kwargs, extra) -> None:
-    """zoo.build.save into a scratch folder, then move its two files into ``out`` (save
-    replaces its whole target directory, which would drop checkpoints and metrics).
-
-    Each file arrives by rename, so ``out`` never holds half a file; a failure (a full
-    disk) removes the scratch folder.
-    """
-    from zoo import build
-
-    scratch = out / SCRATCH_DIR
-    shutil.rmtree(scratch, ignore_errors=True)
-    try:
-        build.save(model, scratch, spec=spec, tag=tag, kwargs=kwargs, extra=extra)
-        # The weights first: config.json names their sha256, so a config never points
-        # at weights that are not there yet.
-        for name in sorted((f.name for f in scratch.iterdir()),
-                           key=lambda n: n != build.WEIGHTS_FILE):
-            os.replace(scratch / name, out / name)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-SCRATCH_DIR = ".model-tmp"
-
-
-def _remove_stale_temps(out: Path) -> None:
-    """Remove what a killed run left half-written: temp files and scratch folders."""
-    from .loop import CHECKPOINT
-    from .lora import ADAPTER_DIR
-    from .outputs import remove_stale_temps
-
-    remove_stale_temps([out, (out / CHECKPOINT).parent])
-    if not out.is_dir():
-        return
-    for d in out.iterdir():
-        # build.save's and save_adapter's scratch folders (tempfile.mkdtemp names)
-        if d.is_dir() and d.name.startswith((SCRATCH_DIR, "." + SCRATCH_DIR + ".",
-                                             f".{ADAPTER_DIR}.")):
-            shutil.rmtree(d, ignore_errors=True)
-
-
-def _interrupted_outside_training(out: Path) -> str:
-    """Ctrl-C while loading, preparing or saving (the loop words its own message)."""
-    from .loop import CHECKPOINT
-
-    ckpt = out / CHECKPOINT
-    if ckpt.is_file():
-        return (f"interrupted; {ckpt} is intact: rerun the same command with --resume to "
-                "continue from it")
-    return "interrupted before the first checkpoint; nothing to resume: rerun the command"
-
-
-def _check_space_for_weights(out: Path, model, head: str | None, *, resume: bool) -> None:
-    """Before the data loads: refuse when not even the final weights fit."""
-    from .loop import CHECKPOINT
-    from .outputs import check_disk_space, weights_lower_bound
-
-    if resume and (out / CHECKPOINT).is_file():
-        return        # an earlier run's checkpoint already takes more than the weights
-    check_disk_space(out, weights_lower_bound(model, skip=[head] if head else []),
-                     what="the fine-tuned weights alone")
-
-
-def check_run_space(out: Path, estimate, *, resume: bool, technique: str = "full",
-                    free: int | None = None) -> None:
-    """Refuse a run whose files (``estimate``, an :class:`~.outputs.OutputEstimate`) do not
-    fit next to ``out``; when resuming, the checkpoint already on disk counts as written."""
-    from .loop import CHECKPOINT
-    from .outputs import check_disk_space, human_bytes
-
-    ckpt = out / CHECKPOINT
-    present = ckpt.stat().st_size if resume and ckpt.is_file() else 0
-    needed = max(estimate.peak - present, 0)
-    parts = [f"checkpoint {human_bytes(estimate.checkpoint)}, twice while it is replaced",
-             f"weights {human_bytes(estimate.weights)}"]
-    if estimate.adapter:
-        parts.append(f"adapter {human_bytes(estimate.adapter)}")
-    parts.append(f"metrics and curve {human_bytes(estimate.metadata)}")
-    hint = ("; --technique lora or feature-extract write smaller checkpoints"
-            if technique in ("full", "freeze", "distill") else "")
-    check_disk_space(out, needed, what=f"this run's files ({'; '.join(parts)})", hint=hint,
-                     free=free)
-
-
-def _spawn(args: dict[str, Any], nproc: int, out: Path) -> Result:
-    """Run ``nproc`` data-parallel processes on this machine; return rank 0's result."""
-    import json
-
-    import torch.multiprocessing as mp
-
-    if args.get("on_step") is not None:
-        raise UsageError("on_step callbacks cannot cross process boundaries; use nproc=1")
-    kwargs = {**args, "nproc": 1}
-    port = _free_port()
-    try:
-        mp.start_processes(_spawned_worker, args=(nproc, port, kwargs), nprocs=nproc,
-                           join=True, start_method="spawn")
-    except mp.ProcessRaisedException as e:
-        last = str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)
-        raise _worker_error(last) from None
-    metrics = json.loads((out / "metrics.json").read_text())
-    from zoo.build import load_dir
-
-    print(f"{nproc} processes finished; outputs in {out}", file=sys.stderr)
-    return Result(out, metrics["final"], metrics["epochs"], metrics["trainable_params"],
-                  metrics["total_params"], model=load_dir(out), extra=metrics)
-
-
-def _worker_error(last: str) -> ZooError:
-    """The error a training process raised, as the same one-line error in the parent.
-
-    torch.multiprocessing hands the worker's traceback over as text, whose last line is
-    ``module.Class: message``. zoo's own errors come back as themselves (a full disk stays
-    an OutputWriteError, exit code 1; a bad option a UsageError, exit 2): their message
-    already says what to do. Anything else is reported as a failed worker.
-    """
-    from zoo import errors
-
-    from . import outputs
-
-    qual, sep, msg = last.partition(": ")
-    if sep and qual.startswith("zoo."):
-        kind = qual.rsplit(".", 1)[-1]
-        cls = getattr(errors, kind, None) or getattr(outputs, kind, None)
-        if isinstance(cls, type) and issubclass(cls, errors.ZooError):
-            if cls.__init__ is ZooError.__init__:      # built from the message alone
-                return cls(msg)
-            # built from several fields (a name, a path): keep the message and exit code
-            return (UsageError if cls.exit_code == 2 else ZooError)(msg)
-    return ZooError(f"a training process failed ({last}); rerun with --nproc 1 "
-                           "to see where")

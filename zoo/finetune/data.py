@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from zoo.errors import UsageError
-from zoo.spec import InputSpec
+from zoo.registry.spec import InputSpec
 
 BUILTIN = ("digits", "shapes", "sentiment", "karate")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -224,7 +224,7 @@ def _read_folder(path: Path) -> tuple[list[Path], list[str]]:
 
 
 def _load_images(files: list[Path], inp: InputSpec) -> torch.Tensor:
-    from zoo.preprocess import image_to_tensor
+    from zoo.loading.preprocess import image_to_tensor
 
     return torch.cat([image_to_tensor(f, inp) for f in files])
 

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .outputs import atomic_write
+from zoo.finetune.outputs import atomic_write
 
 METRICS_FILE = "metrics.json"
 CURVE_FILE = "curve.png"

@@ -22,69 +22,8 @@ from typing import Any
 import torch
 
 from zoo.errors import UsageError
-
-from .data import Split, TaskData
-
-IGNORE = -100
-
-
-def read_pairs(path: str | os.PathLike[str], prompt_column: str = "prompt",
-               response_column: str = "response") -> tuple[list[str], list[str]]:
-    """Prompts and responses from a ``.jsonl`` or ``.csv`` file."""
-    from .data import _read_table
-
-    p = Path(path)
-    if not p.is_file():
-        raise UsageError(f"{p}: no such file; SFT takes a .jsonl or .csv file with "
-                         f"'{prompt_column}' and '{response_column}' columns")
-    # _read_table reads two named columns; the "label" slot carries the response.
-    return _read_table(p, prompt_column, response_column)
-
-
-def encode_pairs(tok, prompts: list[str], responses: list[str], max_length: int) -> Split:
-    """``input_ids``/``attention_mask`` and labels masked to the response tokens."""
-    rows, labels = [], []
-    for prompt, response in zip(prompts, responses, strict=True):
-        p_ids = tok.encode(prompt, bos=True)
-        r_ids = tok.encode(response, eos=True)
-        ids = (p_ids + r_ids)[:max_length]
-        lab = ([IGNORE] * len(p_ids) + r_ids)[:max_length]
-        if all(v == IGNORE for v in lab):
-            raise UsageError(f"prompt {prompt[:40]!r} fills all {max_length} tokens; the "
-                             "response is cut off. Raise --max-length or shorten prompts")
-        rows.append(ids)
-        labels.append(lab)
-    width = max(len(r) for r in rows)
-    ids_t = torch.full((len(rows), width), tok.pad_id, dtype=torch.long)
-    lab_t = torch.full((len(rows), width), IGNORE, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, (r, lab) in enumerate(zip(rows, labels, strict=True)):
-        ids_t[i, : len(r)] = torch.tensor(r)
-        lab_t[i, : len(lab)] = torch.tensor(lab)
-        mask[i, : len(r)] = 1
-    return Split({"input_ids": ids_t, "attention_mask": mask}, lab_t)
-
-
-def lm_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Per-sample mean response-token cross-entropy, summed over the batch."""
-    labels = labels[:, : logits.shape[1]]   # the batch's padding columns were trimmed
-    logits, labels = logits[:, :-1], labels[:, 1:]
-    tok_loss = torch.nn.functional.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE,
-        reduction="none").view(labels.shape)
-    valid = (labels != IGNORE).float()
-    return ((tok_loss * valid).sum(1) / valid.sum(1).clamp(min=1)).sum()
-
-
-@torch.no_grad()
-def lm_metrics(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, int, int]:
-    """``(sum of token losses, correct tokens, tokens)`` over response positions."""
-    labels = labels[:, : logits.shape[1]]
-    logits, labels = logits[:, :-1], labels[:, 1:]
-    valid = labels != IGNORE
-    loss = torch.nn.functional.cross_entropy(logits[valid], labels[valid], reduction="sum")
-    correct = int((logits.argmax(-1)[valid] == labels[valid]).sum())
-    return float(loss), correct, int(valid.sum())
+from zoo.finetune.data import TaskData
+from zoo.finetune.lm import encode_pairs, read_pairs
 
 
 def finetune_sft(model, data, *, out, epochs: int = 3, lr: float | None = None,
@@ -97,35 +36,34 @@ def finetune_sft(model, data, *, out, epochs: int = 3, lr: float | None = None,
                  on_step=None, device: str = "cpu", **_ignored: Any):
     """SFT entry point behind ``finetune(..., technique="sft")`` (same outputs)."""
     from zoo.api import finetune_hooks
-
-    from . import report
-    from .api import (
+    from zoo.finetune import report
+    from zoo.finetune.distributed import init_distributed
+    from zoo.finetune.loop import CHECKPOINT, TrainConfig, train
+    from zoo.finetune.model import load_model
+    from zoo.finetune.optim import DEFAULT_NO_DECAY, make_optimizer, make_schedule, param_groups
+    from zoo.finetune.outputs import estimate_outputs, writing
+    from zoo.finetune.run import (
         Result,
-        _init_distributed,
-        _remove_stale_temps,
-        _run_scope,
-        _save_model,
         check_run_space,
-        load_model,
+        remove_leftovers,
+        run_scope,
+        save_model,
     )
-    from .loop import CHECKPOINT, TrainConfig, train
-    from .optim import DEFAULT_NO_DECAY, make_optimizer, make_schedule, param_groups
-    from .outputs import estimate_outputs, writing
-    from .techniques import count_params
+    from zoo.finetune.techniques import count_params
 
     out = Path(out)
     if text_column == "text":
         text_column = "prompt"
     if label_column == "label":
         label_column = "response"
-    dist, started = _init_distributed(device)
-    with _run_scope(out, started=started):
+    dist, started = init_distributed(device)
+    with run_scope(out, started=started):
         if (out / CHECKPOINT).exists() and not (resume or overwrite):
             raise UsageError(f"{out}: holds a checkpoint of an earlier run; pass --resume to "
                              "continue it, or choose another --out")
         out.mkdir(parents=True, exist_ok=True)
         if dist.main:
-            _remove_stale_temps(out)
+            remove_leftovers(out)
         torch.manual_seed(seed)
         loaded = load_model(model)
         if not hasattr(loaded.model, "generate") or loaded.spec.task != "text-generation":
@@ -143,7 +81,7 @@ def finetune_sft(model, data, *, out, epochs: int = 3, lr: float | None = None,
                       if k not in ("vocab_size", "pad_token_id", "bos_token_id",
                                    "eos_token_id")}
             kwargs["vocab"] = str(vocab)
-            from zoo.build import builder_of
+            from zoo.loading.build import builder_of
 
             torch.manual_seed(seed)
             loaded.model = builder_of(loaded.spec)(**kwargs)
@@ -195,7 +133,7 @@ def finetune_sft(model, data, *, out, epochs: int = 3, lr: float | None = None,
                     "world_size": dist.world, "loss_masked_to": "response"}
             kept = f"{out / CHECKPOINT} holds the last epoch ({history[-1]['epoch']})"
             with writing(out / "model.safetensors", kept=kept):
-                _save_model(net, out, spec=loaded.spec, tag=loaded.tag, kwargs=kwargs,
+                save_model(net, out, spec=loaded.spec, tag=loaded.tag, kwargs=kwargs,
                             extra={"metrics": final, "technique": "sft",
                                    "base_model": os.fspath(model), "dataset": task.name,
                                    "finetune": info})

@@ -16,8 +16,7 @@ import torch
 from torch import nn
 
 from zoo.errors import UsageError
-
-from .optim import group_index, matches
+from zoo.finetune.optim import group_index, matches
 
 TECHNIQUES = ("full", "freeze", "feature-extract", "lora", "distill", "sft")
 #: Builder keyword arguments that set the number of classes, by convention.

@@ -2,7 +2,7 @@
 
 One resolver per URI scheme (:data:`SCHEMES`); each returns a :class:`Resolved` (the local
 file, the hash to check, the class labels the weights come with). Reading and checking
-the file is :mod:`zoo.weights`' job; :mod:`zoo.loaders` ties both into the
+the file is :mod:`zoo.loading.weights`' job; :mod:`zoo.loading.loaders` ties both into the
 ``zoo_load_pretrained`` hook.
 
 Schemes and where their files live:
@@ -13,7 +13,7 @@ Schemes and where their files live:
     a file inside an installed Python package (found without importing it).
 ``https://HOST/PATH`` (and ``http://`` to 127.0.0.1/localhost only, for tests)
     needs the catalog's ``sha256``. Cached as ``$ZOO_HOME/weights/sha256/<sha256>/<name>``
-    (see :func:`zoo.weights.weights_cache_dir`); a cached file is used without network.
+    (see :func:`zoo.loading.weights.weights_cache_dir`); a cached file is used without network.
 ``torchvision:Enum.MEMBER`` (``ResNet50_Weights.IMAGENET1K_V2``)
     the enum is looked up in ``torchvision.models`` (no network). The file goes where
     torchvision itself keeps it, ``torch.hub.get_dir()/checkpoints/<file name of the
@@ -52,8 +52,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .download import HASH_IN_NAME, cached_download, file_name, offline, one_line
-from .errors import WeightsError
+from zoo.errors import WeightsError
+from zoo.loading.download import HASH_IN_NAME, cached_download, file_name, offline, one_line
 
 HF_DEFAULT_FILE = "model.safetensors"
 _TRUE = {"1", "true", "yes", "on"}
@@ -111,7 +111,7 @@ def _file(source: str, sha256: str | None, model: Any) -> Resolved:
 
 
 def _package(source: str, sha256: str | None, model: Any) -> Resolved:
-    from .loaders import resolve_package_path
+    from zoo.loading.paths import resolve_package_path
 
     return Resolved(resolve_package_path(source.partition(":")[2]), sha256)
 
@@ -120,7 +120,7 @@ def _package(source: str, sha256: str | None, model: Any) -> Resolved:
 
 def url_cache_path(url: str, sha256: str) -> Path:
     """Where an ``https:`` source with this sha256 is cached."""
-    from .weights import weights_cache_dir
+    from zoo.loading.weights import weights_cache_dir
 
     return weights_cache_dir() / "sha256" / sha256.lower() / file_name(url)
 

@@ -21,7 +21,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from .errors import WeightsError
+from zoo.errors import WeightsError
 
 OFFLINE_ENV = "ZOO_OFFLINE"
 TIMEOUT = 30.0                      # seconds without data before a download is abandoned
@@ -144,7 +144,7 @@ def cached_download(url: str, dest: str | os.PathLike[str], *, sha256: str | Non
     """``dest`` if it already exists (no network), else :func:`download` it there.
 
     The cached file's hash is not checked here: the caller reads it with
-    :func:`zoo.weights.read_state_dict`, which checks ``sha256`` on every load.
+    :func:`zoo.loading.weights.read_state_dict`, which checks ``sha256`` on every load.
     """
     dest = Path(dest)
     if dest.is_file():

@@ -1,7 +1,7 @@
 """How zoo imports a plugin: timed, in a worker thread with a time limit, with its stdout
 sent to stderr and the ``sys.path`` entries it puts in front moved back.
 
-:mod:`zoo.plugin_loader` decides which plugins to import and records what happened;
+:mod:`zoo.registry.plugins` decides which plugins to import and records what happened;
 this module only does the importing, and knows nothing of plugins beyond a callable that
 imports one (``EntryPoint.load`` or ``lambda: import_module(name)``).
 """

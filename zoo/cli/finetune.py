@@ -8,8 +8,9 @@ from typing import Annotated
 
 import typer
 
-from .cli import _json, _registry, _table, app, handles_errors, heavy
-from .errors import UsageError
+from zoo.cli.app import _registry, app, handles_errors, heavy
+from zoo.cli.render import _json, _table
+from zoo.errors import UsageError
 
 
 def _parse_group_lrs(pairs: list[str]) -> dict[str, float]:
@@ -106,8 +107,8 @@ def finetune_cmd(
     """
     heavy()
     _registry()
-    from .finetune.api import finetune
-    from .finetune.outputs import TrainingInterrupted
+    from zoo.finetune.api import finetune
+    from zoo.finetune.outputs import TrainingInterrupted
 
     try:
         result = finetune(

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from zoo.cli import JsonOpt, _json, app, handles_errors
+from zoo.cli.app import JsonOpt, app, handles_errors
+from zoo.cli.render import _json
 
 
 def _size(n: int) -> str:

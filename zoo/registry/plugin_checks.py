@@ -1,7 +1,7 @@
 """Checks of what plugins give zoo: their plugin objects, and their hooks' answers.
 
 Each check turns a plugin's mistake into one line that says what it gave and what zoo
-expects, for :mod:`zoo.plugin_loader` to record against the plugin. What a plugin adds to
+expects, for :mod:`zoo.registry.plugins` to record against the plugin. What a plugin adds to
 the registry (models, families, namespaces) is checked by :class:`zoo.registry.Registry`.
 """
 
@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from . import hookspecs
+from zoo import hookspecs
 
 HOOK_NAMES = tuple(n for n in dir(hookspecs) if n.startswith("zoo_"))
 MARK = hookspecs.PROJECT + "_impl"      # the attribute @zoo.hookimpl sets on a function
@@ -104,7 +104,7 @@ _LIST_KEYS = ("lora_targets", "layer_groups", "no_decay", "target_parameters")
 
 def check_finetune(answer: Any, _kwargs: Mapping[str, Any]) -> str | None:
     """What is wrong with a ``zoo_finetune_hooks`` answer (a dict of FINETUNE_KEYS), or None."""
-    from .catalog import FINETUNE_KEYS
+    from zoo.registry.catalog import FINETUNE_KEYS
 
     if not isinstance(answer, Mapping):
         return kind(answer) + ", not a dict of " + ", ".join(sorted(FINETUNE_KEYS))
@@ -157,7 +157,7 @@ def returned_models(returned: Any) -> Iterator[Any]:
     Raises:
         TypeError: the answer, or an item of it, is not a model at all (fails the plugin).
     """
-    from .spec import ModelSpec
+    from zoo.registry.spec import ModelSpec
 
     what = ("return ModelSpecs or dicts of catalog fields (or call registry.add_model "
             "and return None)")

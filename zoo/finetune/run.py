@@ -1,0 +1,181 @@
+"""The output side of a fine-tuning run: its directory, disk-space checks, the saved model,
+clean-up after failures, and the :class:`Result` it returns (finetune and finetune_sft
+share all of it)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import UsageError
+
+
+@dataclass
+class Result:
+    """What a fine-tuning run produced."""
+
+    out: Path
+    metrics: dict[str, Any]                 # the final (or best) epoch's validation metrics
+    history: list[dict[str, Any]]
+    trainable_params: int
+    total_params: int
+    model: Any = None                       # the trained plain nn.Module (in-process runs)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def trainable_percent(self) -> float:
+        return 100.0 * self.trainable_params / max(self.total_params, 1)
+
+
+def check_out(out: Path) -> None:
+    """Fail before training if the output directory cannot be created or written.
+
+    Missing parent directories are created (as ``mkdir -p``). Directories made for the
+    check are removed again, so a run refused later (bad data, say) leaves nothing behind.
+    """
+    from zoo.finetune.outputs import nearest_existing
+
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: is a file, not a directory; choose another --out")
+    base = nearest_existing(out)
+    if base != out and not base.is_dir():
+        raise UsageError(f"{out}: {base} is a file, not a directory; choose another --out")
+    missing = [p for p in (out, *out.parents) if not p.exists()]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".zoo-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        where = "" if base == out else f" in {base}"
+        raise UsageError(f"{out}: cannot write the output directory{where} "
+                         f"({e.strerror or e}); "
+                         "choose another --out") from None
+    finally:
+        for p in missing:  # deepest first
+            with contextlib.suppress(OSError):
+                p.rmdir()
+
+
+@contextlib.contextmanager
+def run_scope(out: Path, *, started: bool):
+    """Around one run into ``out`` (finetune and finetune_sft share it).
+
+    A run that fails removes the directories it created that are still empty (bad data,
+    too little space: nothing written yet); Ctrl-C outside the training loop, which words
+    its own message, becomes a :class:`TrainingInterrupted` saying whether ``--resume``
+    can continue; and the process group this process ``started`` is destroyed however
+    the run ends.
+    """
+    from zoo.finetune.loop import CHECKPOINT
+    from zoo.finetune.outputs import TrainingInterrupted
+
+    created = [p for p in (out / CHECKPOINT).parents if not p.exists()]
+    try:
+        yield
+    except BaseException as e:
+        _remove_empty(created)
+        if isinstance(e, KeyboardInterrupt) and not isinstance(e, TrainingInterrupted):
+            raise TrainingInterrupted(_interrupted_outside_training(out)) from None
+        raise
+    finally:
+        if started:
+            import torch.distributed as tdist
+
+            tdist.destroy_process_group()
+
+
+def _remove_empty(directories: Sequence[Path]) -> None:
+    """rmdir each of ``directories`` (deepest first) that is still empty."""
+    for d in directories:
+        with contextlib.suppress(OSError):
+            d.rmdir()
+
+
+def save_model(model, out: Path, *, spec, tag, kwargs, extra) -> None:
+    """zoo.loading.build.save into a scratch folder, then move its two files into ``out`` (save
+    replaces its whole target directory, which would drop checkpoints and metrics).
+
+    Each file arrives by rename, so ``out`` never holds half a file; a failure (a full
+    disk) removes the scratch folder.
+    """
+    from zoo.loading import build
+
+    scratch = out / SCRATCH_DIR
+    shutil.rmtree(scratch, ignore_errors=True)
+    try:
+        build.save(model, scratch, spec=spec, tag=tag, kwargs=kwargs, extra=extra)
+        # The weights first: config.json names their sha256, so a config never points
+        # at weights that are not there yet.
+        for name in sorted((f.name for f in scratch.iterdir()),
+                           key=lambda n: n != build.WEIGHTS_FILE):
+            os.replace(scratch / name, out / name)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+SCRATCH_DIR = ".model-tmp"
+
+
+def remove_leftovers(out: Path) -> None:
+    """Remove what a killed run left half-written: temp files and scratch folders."""
+    from zoo.finetune.loop import CHECKPOINT
+    from zoo.finetune.lora import ADAPTER_DIR
+    from zoo.finetune.outputs import remove_stale_temps
+
+    remove_stale_temps([out, (out / CHECKPOINT).parent])
+    if not out.is_dir():
+        return
+    for d in out.iterdir():
+        # build.save's and save_adapter's scratch folders (tempfile.mkdtemp names)
+        if d.is_dir() and d.name.startswith((SCRATCH_DIR, "." + SCRATCH_DIR + ".",
+                                             f".{ADAPTER_DIR}.")):
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def _interrupted_outside_training(out: Path) -> str:
+    """Ctrl-C while loading, preparing or saving (the loop words its own message)."""
+    from zoo.finetune.loop import CHECKPOINT
+
+    ckpt = out / CHECKPOINT
+    if ckpt.is_file():
+        return (f"interrupted; {ckpt} is intact: rerun the same command with --resume to "
+                "continue from it")
+    return "interrupted before the first checkpoint; nothing to resume: rerun the command"
+
+
+def check_space_for_weights(out: Path, model, head: str | None, *, resume: bool) -> None:
+    """Before the data loads: refuse when not even the final weights fit."""
+    from zoo.finetune.loop import CHECKPOINT
+    from zoo.finetune.outputs import check_disk_space, weights_lower_bound
+
+    if resume and (out / CHECKPOINT).is_file():
+        return        # an earlier run's checkpoint already takes more than the weights
+    check_disk_space(out, weights_lower_bound(model, skip=[head] if head else []),
+                     what="the fine-tuned weights alone")
+
+
+def check_run_space(out: Path, estimate, *, resume: bool, technique: str = "full",
+                    free: int | None = None) -> None:
+    """Refuse a run whose files (``estimate``, an :class:`~.outputs.OutputEstimate`) do not
+    fit next to ``out``; when resuming, the checkpoint already on disk counts as written."""
+    from zoo.finetune.loop import CHECKPOINT
+    from zoo.finetune.outputs import check_disk_space, human_bytes
+
+    ckpt = out / CHECKPOINT
+    present = ckpt.stat().st_size if resume and ckpt.is_file() else 0
+    needed = max(estimate.peak - present, 0)
+    parts = [f"checkpoint {human_bytes(estimate.checkpoint)}, twice while it is replaced",
+             f"weights {human_bytes(estimate.weights)}"]
+    if estimate.adapter:
+        parts.append(f"adapter {human_bytes(estimate.adapter)}")
+    parts.append(f"metrics and curve {human_bytes(estimate.metadata)}")
+    hint = ("; --technique lora or feature-extract write smaller checkpoints"
+            if technique in ("full", "freeze", "distill") else "")
+    check_disk_space(out, needed, what=f"this run's files ({'; '.join(parts)})", hint=hint,
+                     free=free)

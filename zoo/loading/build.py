@@ -1,0 +1,311 @@
+"""Build models from specs, load their weights, summarise them, save and reload them.
+
+Everything here imports torch, lazily: importing this module costs nothing, calling it
+does. A model from :func:`build` is the plain ``nn.Module`` the underlying library
+builds (no wrapper), in eval mode when trained weights were loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import BuildError, UsageError, WeightsError, ZooError
+from zoo.registry.lazy import import_object
+from zoo.registry.spec import InputSpec, ModelSpec, thaw
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+FORMAT_VERSION = 1
+
+
+
+_BUILDERS: dict[str, Callable[..., Any]] = {}
+
+
+def builder_of(spec: ModelSpec) -> Callable[..., Any]:
+    """The callable that builds ``spec`` (its lazy ``"module:callable"`` imported once)."""
+    b = spec.builder
+    if callable(b):
+        return b
+    fn = _BUILDERS.get(b)
+    if fn is None:
+        fn = _BUILDERS[b] = import_object(b, what=f"model '{spec.name}' builder")
+    return fn
+
+
+def merged_kwargs(spec: ModelSpec, tag: str | None, overrides: Mapping[str, Any]) -> dict:
+    """Builder kwargs: the model's, then the tag's, then the caller's.
+
+    A caller may not change what a tag's weights depend on (its ``kwargs``).
+    """
+    kwargs = thaw(spec.kwargs)
+    if tag is not None:
+        fixed = thaw(spec.pretrained[tag].kwargs)
+        for k, v in overrides.items():
+            if k in fixed and fixed[k] != v:
+                raise UsageError(
+                    f"{spec.name}.{tag} needs {k}={fixed[k]!r} to fit its weights, got {k}={v!r}; "
+                    f"build '{spec.name}' without a tag, or fine-tune to change it")
+        kwargs.update(fixed)
+    kwargs.update(overrides)
+    return kwargs
+
+
+def build(spec: ModelSpec, tag: str | None = None, **overrides: Any):
+    """Build ``spec`` (random weights), or its trained model ``tag`` with weights loaded."""
+    kwargs = merged_kwargs(spec, tag, overrides)
+    fn = builder_of(spec)
+    # With arguments from the caller, a refusal is most likely theirs (a usage error);
+    # without, the catalog entry or its plugin is at fault.
+    error = UsageError if overrides else BuildError
+    try:
+        model = fn(**kwargs)
+    except TypeError as e:
+        raise error(f"model '{spec.name}': builder rejected its arguments "
+                    f"({e}); check the kwargs") from None
+    except ZooError:
+        raise
+    except Exception as e:  # a library's own complaint about a value (num_classes=-3)
+        msg = " ".join(str(e).split())[:300]
+        raise error(f"model '{spec.name}': building failed ({type(e).__name__}: {msg}); "
+                    "check the kwargs") from None
+    if tag is None:
+        return model
+    from zoo.registry.plugins import get_plugins
+
+    pre = spec.pretrained[tag]
+    loaded, _plugin = get_plugins().first_result(
+        "zoo_load_pretrained", spec=spec, model=model, source=pre.source, tag=pre)
+    if loaded is None:
+        scheme = pre.source.partition(":")[0]
+        raise WeightsError(f"{spec.name}.{tag}: no plugin loads '{scheme}:' sources "
+                           f"({pre.source}); install the plugin that provides it")
+    if hasattr(loaded, "eval"):
+        loaded.eval()
+    return loaded
+
+
+# -- one forward pass, for summaries -----------------------------------------------------
+
+def example_input(spec: ModelSpec, tag: str | None = None) -> tuple:
+    """Positional args of one forward pass on the model's declared input (batch of 1)."""
+    from zoo.registry import default_registry
+
+    fam = default_registry().families.get(spec.family)
+    if fam is not None and fam.example_input is not None:
+        fn = fam.example_input
+        if isinstance(fn, str):
+            fn = import_object(fn, what=f"family '{spec.family}' example_input")
+        args = fn(spec, tag)
+        return args if isinstance(args, tuple) else (args,)
+    inp = spec.input_for(tag)
+    if inp is None:
+        raise UsageError(f"model '{spec.name}' declares no input; cannot run a forward pass")
+    vocab = merged_kwargs(spec, tag, {}).get("vocab_size", 100)
+    return (tensor_for(inp, high=int(vocab)),)
+
+
+def tensor_for(inp: InputSpec, *, batch: int = 1, high: int = 100):
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    if inp.dtype.startswith("int"):
+        return torch.randint(0, high, (batch, *inp.size), generator=g,
+                             dtype=getattr(torch, inp.dtype))
+    return torch.randn((batch, *inp.size), generator=g, dtype=getattr(torch, inp.dtype))
+
+
+def _shapes(out: Any) -> Any:
+    if hasattr(out, "shape"):
+        return list(out.shape)
+    if isinstance(out, Mapping):
+        return {k: _shapes(v) for k, v in out.items() if v is not None}
+    if isinstance(out, list | tuple):
+        return [_shapes(v) for v in out]
+    return type(out).__name__
+
+
+def summarize(model: Any, spec: ModelSpec | None = None, tag: str | None = None,
+              args: tuple | None = None) -> dict[str, Any]:
+    """Parameter counts, and FLOPs and output shape of one forward pass."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    out: dict[str, Any] = {"params": total, "trainable_params": trainable,
+                           "module": f"{type(model).__module__}.{type(model).__qualname__}"}
+    if args is None and spec is not None:
+        args = example_input(spec, tag)
+    if args is not None:
+        was_training = getattr(model, "training", False)
+        model.eval()
+        counter = FlopCounterMode(display=False)
+        # The fused CPU attention kernels are invisible to FlopCounterMode; the math
+        # kernel computes the same result and is counted.
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        with torch.inference_mode(), sdpa_kernel(SDPBackend.MATH), counter:
+            result = model(*args)
+        model.train(was_training)
+        out["input_shape"] = _shapes(args[0]) if len(args) == 1 else _shapes(list(args))
+        out["output_shape"] = _shapes(result)
+        out["gflops"] = counter.get_total_flops() / 1e9
+    return out
+
+
+# -- saved-model directories ------------------------------------------------------------
+
+def save(model: Any, directory: str | os.PathLike[str], *, spec: ModelSpec,
+         tag: str | None = None, kwargs: Mapping[str, Any] | None = None,
+         extra: Mapping[str, Any] | None = None) -> Path:
+    """Write ``model.safetensors`` and ``config.json`` so that ``zoo get DIR`` rebuilds it.
+
+    The directory is written in a sibling temp dir and renamed into place, so a failure
+    never leaves half a model behind.
+    """
+    from zoo.atomic import write_dir
+    from zoo.loading.weights import save_weights, sha256_of
+    from zoo.registry.plugins import get_plugins
+    from zoo.version import __version__
+
+    target = Path(directory)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())) \
+            and not (target / CONFIG_FILE).is_file():
+        raise UsageError(f"{target}: exists and is not an empty or zoo model directory; "
+                         "choose another --save path")
+    # An existing zoo model directory may hold more than the model (checkpoints, metrics,
+    # an adapter): only the model's own two files are replaced, the weights first, since
+    # config.json names their sha256.
+    with write_dir(target, files=(WEIGHTS_FILE, CONFIG_FILE)) as tmp:
+        save_weights(model, tmp / WEIGHTS_FILE)
+        info = get_plugins().infos.get(spec.plugin or "")
+        pre = spec.pretrained.get(tag) if tag else None
+        inp = spec.input_for(tag)
+        config = {
+            "format": FORMAT_VERSION,
+            "zoo_version": __version__,
+            "name": spec.name,
+            "tag": tag,
+            "family": spec.family,
+            "task": spec.task,
+            "builder": spec.builder_path,
+            "kwargs": thaw(kwargs) if kwargs is not None else merged_kwargs(spec, tag, {}),
+            "plugin": spec.plugin,
+            "plugin_distribution": info.distribution if info else None,
+            "plugin_version": info.version if info else None,
+            "labels": list(pre.labels) if pre and pre.labels else None,
+            "input": asdict(inp) if inp else None,
+            "demo": spec.demo_task,
+            "license": (pre.license if pre and pre.license else spec.license),
+            "weights": WEIGHTS_FILE,
+            "sha256": sha256_of(tmp / WEIGHTS_FILE),
+        }
+        if extra:
+            config.update(thaw(extra))
+        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    return target
+
+
+def read_config(directory: str | os.PathLike[str]) -> dict[str, Any]:
+    d = Path(directory)
+    cfg_path = d / CONFIG_FILE
+    try:
+        config = json.loads(cfg_path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"{d}: no {CONFIG_FILE}; not a zoo model directory "
+                         "(make one with 'zoo get NAME --save DIR')") from None
+    except (OSError, ValueError) as e:
+        raise UsageError(f"{cfg_path}: unreadable ({e}); the directory is damaged, save "
+                         "or fetch it again") from None
+    for key in ("builder", "kwargs"):
+        if key not in config:
+            raise UsageError(f"{cfg_path}: missing '{key}'; the directory is damaged, save or "
+                             "fetch it again")
+    return config
+
+
+def _inside(d: Path, rel: Any, what: str) -> Path:
+    """A file named by config.json, which must stay inside the directory."""
+    cfg = d / CONFIG_FILE
+    if not isinstance(rel, str) or not rel or Path(rel).is_absolute() or ".." in Path(rel).parts:
+        raise UsageError(f"{cfg}: {what} must be a relative file name inside the directory, "
+                         f"got {rel!r}; the directory is damaged, save or fetch it again")
+    return d / rel
+
+
+def _trusted_builder(d: Path, config: dict[str, Any]):
+    """The builder a saved directory may call: the one its catalog model declares.
+
+    config.json travels with the directory (a Hub repo, a colleague's folder): calling
+    whatever ``builder`` it names would let it run any code (``"os:system"``). zoo only
+    calls builders that an installed catalog entry of the same name uses.
+    """
+    from zoo.registry import default_registry
+
+    cfg = d / CONFIG_FILE
+    builder, kwargs, name = config["builder"], config["kwargs"], config.get("name")
+    if not isinstance(builder, str) or not isinstance(kwargs, dict):
+        raise UsageError(f"{cfg}: 'builder' must be a string and 'kwargs' a table; the "
+                         "directory is damaged, save or fetch it again")
+    known = None
+    if isinstance(name, str):
+        try:
+            known = default_registry().spec(name)
+        except ZooError:
+            known = None
+    if known is not None and known.builder_path == builder:
+        return builder_of(known)
+    dist = config.get("plugin_distribution")
+    if known is None and isinstance(dist, str) and dist != "zoo":
+        raise BuildError(f"{d}: was made by plugin '{config.get('plugin')}'; install it "
+                         f"first (pip install {dist})")
+    if known is None:
+        raise BuildError(f"{d}: config.json names model {name!r}, which no installed plugin "
+                         "or catalog declares; install the plugin that made it")
+    raise BuildError(f"{d}: config.json names builder '{builder}' for model '{name}', whose "
+                     f"catalog builder is '{known.builder_path}'; zoo calls only catalog "
+                     "builders (re-save the model with this zoo)")
+
+
+def load_dir(directory: str | os.PathLike[str]):
+    """Rebuild a model saved by :func:`save` (or ``zoo finetune``) and load its weights.
+
+    Only the builder the catalog declares for the saved model's name is called, with the
+    saved kwargs; files named in config.json must lie inside the directory.
+    """
+    from zoo.loading.weights import apply_state_dict, read_state_dict
+
+    d = Path(directory)
+    config = read_config(d)
+    fn = _trusted_builder(d, config)
+    kwargs = dict(config["kwargs"])
+    # Files a published model bundles (vocabularies, tokenizers) are named relative to
+    # the directory, so that the directory can move (Hub cache, --out folders).
+    files = config.get("files") or {}
+    if not isinstance(files, dict):
+        raise UsageError(f"{d / CONFIG_FILE}: 'files' must be a table; the directory is "
+                         "damaged, save or fetch it again")
+    for key, rel in files.items():
+        kwargs[key] = str(_inside(d, rel, f"files.{key}"))
+    try:
+        model = fn(**kwargs)
+    except ZooError:
+        raise
+    except TypeError as e:
+        raise UsageError(f"{d / CONFIG_FILE}: the builder rejected its kwargs ({e}); the "
+                         "directory is damaged, save or fetch it again") from None
+    except Exception as e:
+        msg = " ".join(str(e).split())[:300]
+        raise BuildError(f"{d}: building failed ({type(e).__name__}: {msg}); the directory's "
+                         "config.json does not fit this zoo") from None
+    weights = _inside(d, config.get("weights", WEIGHTS_FILE), "'weights'")
+    state = read_state_dict(weights, sha256=config.get("sha256"))
+    apply_state_dict(model, state, origin=str(weights))
+    model.eval()
+    return model
