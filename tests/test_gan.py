@@ -149,12 +149,21 @@ def test_stylegan_truncation_zero_gives_the_mean_w_image():
     assert model.generator.w_avg.abs().sum() > 0
     model.eval()
     z1, z2 = torch.randn(3, 16), torch.randn(3, 16)
+    g = model.generator
     with torch.no_grad():
+        # psi = 0 maps every z to w_avg exactly (w_avg + 0 * (w - w_avg) in IEEE floats)
+        assert torch.equal(g.map(z1, 0.0), g.w_avg.expand(3, -1))
         a, b = model(z1, truncation=0.0), model(z2, truncation=0.0)
+        # Like with like: the same batch size and the same w give the same kernels, so
+        # other z must give the very same images on any BLAS.
         torch.testing.assert_close(a, b)
-        torch.testing.assert_close(a[0], a[2])
-        ws = model.generator.w_avg.expand(1, model.generator.synthesis.num_ws, -1)
-        torch.testing.assert_close(a[:1], model.generator.synthesis(ws, "const"))
+        ws = g.w_avg.repeat(3, 1).unsqueeze(1).expand(-1, g.synthesis.num_ws, -1)
+        torch.testing.assert_close(a, g.synthesis(ws, "const"))
+        # Rows of one batch (or batches of other sizes) may take other kernel paths, and
+        # AdaIN on the constant input amplifies fp32 rounding: 7e-6 here, 1.4e-4 seen with
+        # another BLAS. 1e-3 still tells the mean image from any other (see `free` below).
+        torch.testing.assert_close(a[0], a[2], rtol=0, atol=1e-3)
+        torch.testing.assert_close(a[:1], g.synthesis(ws[:1], "const"), rtol=0, atol=1e-3)
         free = model(z1), model(z2)
         assert (free[0] - free[1]).abs().max() > 1e-3
         half = model(z1, truncation=0.5)
