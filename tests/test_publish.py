@@ -191,7 +191,13 @@ def test_space_publish_lands_app_requirements_and_front_matter(hub, tmp_path):
     files = hub.files("alice/digits", repo_type="space")
     assert {"app.py", "requirements.txt", "README.md"} <= set(files)
     assert "hf-hub:alice/digits" in files["app.py"].decode()
-    assert "zoo==" in files["requirements.txt"].decode()
+    # zoo's code goes along (it is not on PyPI); requirements are PyPI names only
+    assert "zoo/__init__.py" in files and "zoo/registry.toml" in files
+    assert not any(name.endswith(".safetensors") for name in files)   # the Hub repo has them
+    reqs = [ln for ln in files["requirements.txt"].decode().splitlines()
+            if ln and not ln.startswith("#")]
+    assert "huggingface-hub>=0.25" in reqs and "torch>=2.4" in reqs
+    assert not any(ln.startswith(("zoo", "-")) for ln in reqs)
     (tmp_path / "README.md").write_bytes(files["README.md"])
     meta = read_front_matter(tmp_path / "README.md")
     assert meta["sdk"] == "gradio" and meta["app_file"] == "app.py"

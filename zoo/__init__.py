@@ -20,9 +20,10 @@ from zoo.errors import (
 from zoo.hookspecs import hookimpl
 from zoo.predict import predict
 from zoo.registry.spec import ModelSpec, PretrainedSpec
-from zoo.version import __version__
+from zoo.version import DISTRIBUTION, __version__
 
 __all__ = [
+    "DISTRIBUTION",
     "BuildError",
     "CatalogError",
     "ModelSpec",
