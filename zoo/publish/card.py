@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from zoo.version import DISTRIBUTION
+
 # zoo task -> the Hub's pipeline_tag (tasks the Hub has no tag for are left out)
 PIPELINE_TAGS = {
     "image-classification": "image-classification",
@@ -140,7 +142,7 @@ def _body(info: dict[str, Any], metrics: dict[str, float]) -> str:
         lines.append(f"- Paper: [{paper}]({info['paper_url']})" if info.get("paper_url")
                      else f"- Paper: {paper}")
     dist = cfg.get("plugin_distribution")
-    if dist and dist != "zoo":
+    if dist and dist not in ("zoo", DISTRIBUTION):   # "zoo": saved before the rename
         lines.append(f"- Defined by the zoo plugin `{cfg.get('plugin')}`: "
                      f"`pip install {dist}` before loading")
     lines.append("")

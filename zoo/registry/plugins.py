@@ -64,6 +64,7 @@ from zoo.registry.plugin_checks import (
     returned_models,
 )
 from zoo.registry.plugin_import import Outcome, import_entry_points, stdout_to_stderr, timed
+from zoo.version import DISTRIBUTION
 
 __all__ = [
     "BUILTIN_PLUGINS", "HOOK_NAMES", "PluginInfo", "Plugins", "build_registry",
@@ -174,7 +175,7 @@ class Plugins:
             if builtins:
                 for name, module in BUILTIN_PLUGINS:
                     info = PluginInfo(name=name, module=module, source="built-in",
-                                      distribution="zoo", version=_zoo_version())
+                                      distribution=DISTRIBUTION, version=_zoo_version())
                     self.infos[name] = info
                     if name in deny:
                         info.disabled = True
