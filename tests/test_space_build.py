@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -73,7 +74,7 @@ def _pip(build: Build, *args: str, cwd: Path, env: dict[str, str]) -> None:
 
 
 @pytest.fixture(scope="session")
-def space_build(tmp_path_factory, plugin_site) -> Build:
+def space_build(tmp_path_factory, plugin_site) -> Iterator[Build]:
     """A fresh venv holding gradio==<sdk_version> (Spaces' first step), made while the
     three Spaces are exported by ``zoo space``."""
     root = tmp_path_factory.mktemp("space-build")
@@ -115,8 +116,10 @@ def space_build(tmp_path_factory, plugin_site) -> Build:
         capture_output=True, text=True, env=_pip_env(home), cwd=home)
     no_zoo, no_torch, provided = json.loads(probe.stdout)
     assert no_zoo and no_torch, probe           # nothing of ours inside
-    return Build(python=python, spaces=spaces, seconds=seconds,
-                 provided={canonicalize_name(d) for d in provided})
+    yield Build(python=python, spaces=spaces, seconds=seconds,
+                provided={canonicalize_name(d) for d in provided})
+    # torch's CUDA libraries make the environment ~6 GB: not left for pytest to keep
+    shutil.rmtree(venv, ignore_errors=True)
 
 
 def _requirement_names(path: Path) -> set[str]:

@@ -84,7 +84,8 @@ def space_cmd(
         "--hub-model", help="Load weights from this Hub repo (ORG/NAME) instead of copying "
         "them into the Space.", metavar="ORG/NAME")] = None,
 ) -> None:
-    """Export a model's demo as a Hugging Face Space folder (app.py, README.md, weights).
+    """Export a model's demo as a Hugging Face Space folder that builds from its own files
+    (app.py, README.md, requirements.txt of PyPI names, zoo's code and the model's).
 
     Examples: zoo space lenet5.digits --out space/   cd space && python app.py
     """
