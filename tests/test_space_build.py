@@ -118,8 +118,10 @@ def space_build(tmp_path_factory, plugin_site) -> Iterator[Build]:
     assert no_zoo and no_torch, probe           # nothing of ours inside
     yield Build(python=python, spaces=spaces, seconds=seconds,
                 provided={canonicalize_name(d) for d in provided})
-    # torch's CUDA libraries make the environment ~6 GB: not left for pytest to keep
-    shutil.rmtree(venv, ignore_errors=True)
+    # torch's CUDA libraries make the environment ~6 GB: not left for pytest to keep. It
+    # goes in the background: on a busy disk deleting it took over two minutes.
+    subprocess.Popen(["rm", "-rf", str(venv)], start_new_session=True,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def _requirement_names(path: Path) -> set[str]:
