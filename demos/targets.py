@@ -101,10 +101,35 @@ def resolve(name_or_dir: str | os.PathLike[str] | Target) -> Target:
         return replace(target, label=text)
     if _looks_like_dir(text):
         return _from_directory(Path(text))
+    # NAME is the architecture (random weights), as in zoo.get and zoo get: no tag is
+    # picked for the user. The CLI refuses to serve one unless asked (require_trained).
     spec, tag = default_registry().resolve(text)
-    if tag is None:
-        tag = spec.default_tag if spec.pretrained else None
     return Target(label=text, spec=spec, tag=tag)
+
+
+def require_trained(target: Target, *, command: str = "zoo demo") -> None:
+    """Refuse a target with random weights (a bare architecture NAME): its answers are noise.
+
+    The message names the trained models to use instead, or how to get one.
+
+    Raises:
+        UsageError: ``target`` is an architecture without weights.
+    """
+    if target.tag is not None or target.directory is not None:
+        return
+    spec = target.spec
+    name = spec.name
+    if spec.pretrained:
+        tags = [f"{name}.{t}" for t in spec.pretrained]
+        default = f"{name}.{spec.default_tag}" if spec.default_tag else tags[0]
+        others = [t for t in tags if t != default]
+        raise UsageError(f"'{name}' is the architecture, with random weights; serve a trained "
+                         f"model: {command} {default}"
+                         + (f" (also: {', '.join(others[:4])})" if others else "")
+                         + ", or pass --random-weights to try it untrained")
+    raise UsageError(f"'{name}' has no trained weights in the catalog, so its answers would be "
+                     f"noise; fine-tune it first (zoo finetune {name} --data DATA --out DIR, "
+                     f"then {command} DIR), or pass --random-weights to try it untrained")
 
 
 def _input_spec(data: dict[str, Any] | None) -> InputSpec | None:

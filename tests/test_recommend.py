@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -13,7 +14,8 @@ from zoo.registry import Registry
 
 
 def model(name, params, *, tags=(), dataset=None, top1=None, task="image-classification"):
-    fields = dict(family="cnn", task=task, builder="m.o:d", params=params, tags=list(tags))
+    fields = dict(family="cnn", task=task, builder="m.o:d", params=params, tags=list(tags),
+                  input={"size": [3, 224, 224]})
     if dataset:
         fields["pretrained"] = {"imagenet" if "imagenet" in dataset else "toy": {
             "source": "file:/w.safetensors", "dataset": dataset,
@@ -265,3 +267,253 @@ def test_finetune_does_what_is_recommended_for_the_encoder(tmp_path):
         if technique == "feature-extract":   # only the new head trains: 384 x 3 + 3
             assert res.trainable_params == 384 * 3 + 3
         assert 0 < res.trainable_params < res.total_params
+
+
+# -- domain similarity: the user's answer, or a probe of the data ------------------------------
+#
+# tinynet (2M, mobile, imagenet top1 70) at 500 examples on a CPU, hand-worked:
+#   weights 3.0 x breadth 1.0 x domain (similar 1.3 | unknown 1.0 | different 0.5)
+#   + metric 2 x 0.70 x min(domain, 1) - 0.5 log10(2) + 1 (mobile)
+#   similar 3.9 + 1.4 - 0.151 + 1 = 6.149; unknown 5.249; different 1.5 + 0.7 - 0.151 + 1 = 3.049
+
+def test_domain_answer_moves_the_score_and_the_technique(registry):
+    def tiny(**kw):
+        return by_model(recommend("image-classification", compute="cpu", registry=registry,
+                                  top=None, **kw))["tinynet"]
+
+    assert [tiny(data_size=500, domain=d).score for d in ("similar", None, "different")] == \
+        [6.149, 5.249, 3.049]
+    assert tiny(data_size=500, domain="similar").technique == "feature-extract"
+    # little data from another domain: the last features fit the old data; tune past them
+    other = tiny(data_size=500, domain="different")
+    assert other.technique == "freeze" and other.domain == "different"
+    assert "as you said" in " ".join(other.reasons)
+    assert tiny(data_size=5_000, domain="similar").technique == "freeze"
+    assert tiny(data_size=5_000, domain="different").technique == "full"
+    # random weights do not care about domains
+    assert by_model(recommend("image-classification", data_size=500, domain="different",
+                              registry=registry, top=None))["scratchnet"].score == \
+        by_model(recommend("image-classification", data_size=500, registry=registry,
+                           top=None))["scratchnet"].score
+    with pytest.raises(UsageError, match="unknown domain 'alike'"):
+        recommend("image-classification", domain="alike", registry=registry)
+
+
+def test_encoder_on_another_domain_gets_adapters_not_a_frozen_encoder(text_registry):
+    [r] = [r for r in recommend("text-classification", data_size=800, domain="different",
+                                registry=text_registry, top=None) if r.name == "enc.sentence"]
+    assert r.technique == "lora"
+
+
+def _image_folder(root: Path, *, mode: str, size: int, per_class: int = 6) -> Path:
+    from PIL import Image
+
+    for c in ("cat", "dog"):
+        (root / c).mkdir(parents=True)
+        for i in range(per_class):
+            Image.new(mode, (size, size), color=i * 20 if mode == "L" else (i * 20, 9, 9)) \
+                .save(root / c / f"{i}.png")
+    return root
+
+
+def test_probe_counts_a_folder_and_finds_a_distant_domain(registry, tmp_path):
+    from zoo.recommend import probe
+
+    grey = _image_folder(tmp_path / "grey", mode="L", size=8)
+    profile = probe(grey)
+    assert (profile.kind, profile.examples, profile.classes, profile.channels, profile.side) \
+        == ("image", 12, 2, 1, 8)
+    assert profile.describe() == "12 images in 2 classes, greyscale, ~8 px a side"
+    recs = by_model(recommend("image-classification", data=grey, registry=registry, top=None))
+    tiny = recs["tinynet"]
+    # the data size comes from the folder (12 is little data), the domain from the headers
+    assert tiny.domain == "different" and tiny.technique == "freeze"
+    assert any("your images are greyscale" in r for r in tiny.reasons), tiny.reasons
+    # colour photos about the size ImageNet weights saw: no evidence either way
+    photos = _image_folder(tmp_path / "photos", mode="RGB", size=160)
+    tiny = by_model(recommend("image-classification", data=photos, registry=registry,
+                              top=None))["tinynet"]
+    assert tiny.domain is None and tiny.technique == "feature-extract"
+    # the user's own answer wins over the probe
+    tiny = by_model(recommend("image-classification", data=grey, domain="similar",
+                              registry=registry, top=None))["tinynet"]
+    assert tiny.domain == "similar"
+
+
+def test_probe_reads_csv_and_jsonl_as_finetune_does(tmp_path):
+    from zoo.recommend import probe
+
+    csv_file = tmp_path / "reviews.csv"
+    csv_file.write_text("text,label\ngood,pos\nbad,neg\nmeh,neu\nfine,pos\n")
+    assert (probe(csv_file).examples, probe(csv_file).classes) == (4, 3)
+    jl = tmp_path / "r.jsonl"
+    jl.write_text('{"text": "a", "label": 1}\n\n{"text": "b", "label": 2}\n')
+    assert (probe(jl).kind, probe(jl).examples, probe(jl).classes) == ("text", 2, 2)
+    with pytest.raises(UsageError, match="no such file or folder"):
+        probe(tmp_path / "nope")
+    (tmp_path / "x.parquet").write_text("x")
+    with pytest.raises(UsageError, match="give an image folder"):
+        probe(tmp_path / "x.parquet")
+
+
+def test_real_catalog_puts_weights_of_the_users_own_sample_set_first():
+    recs = recommend("image-classification", data="digits", compute="cpu", top=None)
+    assert recs[0].name in ("lenet5.digits", "vit.digits")
+    assert recs[0].domain == "similar"
+    # greyscale 8x8 digits are far from ImageNet's colour photos
+    imagenet = [r for r in recs if r.name.endswith(".imagenet")]
+    assert imagenet and all(r.domain == "different" for r in imagenet)
+
+
+# -- tasks without a classifier head: advise what trains them ----------------------------------
+
+def test_generation_and_detection_never_get_head_techniques():
+    reg = Registry()
+    reg.add_family("g")
+    reg.begin("test")
+    pre = {"digits": {"source": "file:/w.safetensors", "dataset": "digits", "metrics": {"fd": 1}}}
+    for name, task in [("gen", "image-generation"), ("det", "object-detection"),
+                       ("i2i", "image-to-image"), ("mt", "translation"),
+                       ("lm", "text-generation"), ("seg", "semantic-segmentation")]:
+        reg.add_model(name=name, family="g", task=task, builder="m.o:d", params=100_000,
+                      pretrained=pre)
+        reg.add_model(name=name + "_arch", family="g", task=task, builder="m.o:d",
+                      params=100_000)
+    reg.commit()
+    for task in ("image-generation", "object-detection", "image-to-image", "translation",
+                 "text-generation", "semantic-segmentation"):
+        for size in (None, 200, 5_000, 100_000):
+            for domain in (None, "different"):
+                recs = recommend(task, data_size=size, domain=domain, registry=reg, top=None)
+                assert len(recs) == 2
+                want = "sft" if task == "text-generation" else "full"
+                assert {r.technique for r in recs} == {want}, (task, size)
+    [det] = [r for r in recommend("object-detection", data_size=200, registry=reg)
+             if r.name == "det.digits"]
+    assert "fine-tune the whole detector" in " ".join(det.reasons)
+    assert "low learning rate" in " ".join(det.reasons)
+
+
+def test_real_catalog_advises_no_head_technique_for_headless_tasks():
+    from zoo.recommend import HEAD_TASKS
+    from zoo.registry import default_registry
+
+    tasks = {s.task for s in default_registry()} - HEAD_TASKS
+    assert {"image-generation", "object-detection", "image-to-image"} <= tasks
+    for task in tasks:
+        for size in (None, 300, 50_000):
+            for r in recommend(task, data_size=size, top=None):
+                assert r.technique in ("full", "sft"), (task, size, r)
+
+
+# -- offline: only weights on this machine ----------------------------------------------------
+
+def test_offline_picks_run_offline(monkeypatch, tmp_path):
+    from zoo.loading.local import on_machine
+    from zoo.registry import default_registry
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    reg = default_registry()
+    recs = recommend("image-classification", data_size=800, offline=True, top=None)
+    assert recs and all(r.runs_offline for r in recs)
+    for r in recs:
+        spec, _, tag = r.name.partition(".")
+        if tag:
+            pre = reg.spec(spec).pretrained[tag]
+            assert on_machine(pre.source, pre.sha256), r.name
+    # ImageNet weights would download: their models are offered from random weights
+    names = {r.name for r in recs}
+    assert "resnet50.imagenet" not in names and "resnet50" in names
+    assert any("'resnet50.imagenet' weights would download" in x
+               for r in recs if r.name == "resnet50" for x in r.reasons)
+    # the same from the environment alone
+    monkeypatch.setenv("ZOO_OFFLINE", "1")
+    assert [r.name for r in recommend("image-classification", data_size=800, top=None)] == \
+        [r.name for r in recs]
+    # once torchvision's file is in torch.hub's cache, those weights count as local
+    ckpt = tmp_path / "torch" / "hub" / "checkpoints"
+    ckpt.mkdir(parents=True)
+    (ckpt / "resnet50-11ad3fa6.pth").write_bytes(b"x")
+    names = {r.name for r in recommend("image-classification", data_size=800, top=None)}
+    assert "resnet50.imagenet" in names and "resnet50" not in names
+
+
+def test_weights_on_machine_for_each_scheme(tmp_path, monkeypatch):
+    from zoo.loading.local import on_machine
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    assert on_machine("package:zoo/trained/lenet5-digits.safetensors")
+    assert not on_machine("package:zoo/trained/nope.safetensors")
+    assert not on_machine("package:no_such_package_zz/w.safetensors")
+    w = tmp_path / "w.safetensors"
+    assert not on_machine(f"file:{w}")
+    w.write_bytes(b"x")
+    assert on_machine(f"file:{w}")
+    snap = tmp_path / "hf" / "models--timm--resnet18.a1_in1k" / "snapshots" / "abc"
+    assert not on_machine("timm:resnet18.a1_in1k")
+    snap.mkdir(parents=True)
+    (snap / "model.safetensors").write_bytes(b"x")
+    assert on_machine("timm:resnet18.a1_in1k")
+    repo = tmp_path / "hf" / "models--me--net"
+    (repo / "snapshots" / "c0ffee").mkdir(parents=True)
+    (repo / "snapshots" / "c0ffee" / "weights.bin").write_bytes(b"x")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "v1").write_text("c0ffee")
+    assert on_machine("hf-hub:me/net@v1/weights.bin")
+    assert not on_machine("hf-hub:me/net/model.safetensors")
+    assert not on_machine("myscheme:whatever")     # a plugin's scheme: not known, not local
+
+
+def test_torchvision_file_names_match_torchvision():
+    """The checkpoint names read from torchvision's sources are the real enums' URLs."""
+    from torchvision.models import get_weight
+
+    from zoo.loading.local import _torchvision_file
+    from zoo.registry import default_registry
+
+    sources = {pre.source.partition(":")[2] for s in default_registry()
+               for pre in s.pretrained.values() if pre.source.startswith("torchvision:")}
+    assert len(sources) > 10
+    for name in sorted(sources):
+        assert _torchvision_file(name) == Path(get_weight(name).url).name, name
+
+
+def test_cli_similar_different_data_and_offline(tmp_path):
+    from typer.testing import CliRunner
+
+    from zoo.cli import app
+
+    grey = _image_folder(tmp_path / "grey", mode="L", size=8)
+    res = CliRunner().invoke(app, ["recommend", "--task", "image-classification", "--data",
+                                   str(grey), "--json"])
+    assert res.exit_code == 0, res.output
+    recs = json.loads(res.stdout)
+    assert {"why", "domain", "runs_offline"} <= set(recs[0])
+    assert any(r["domain"] == "different" for r in recs)
+    res = CliRunner().invoke(app, ["recommend", "--task", "image-classification", "--data",
+                                   str(grey), "--similar"])
+    assert res.exit_code == 0 and "Data: 12 images in 2 classes" in res.stderr
+    assert "similar domain" in res.stdout
+    res = CliRunner().invoke(app, ["recommend", "--task", "image-classification",
+                                   "--different", "--offline", "--json"])
+    assert res.exit_code == 0
+    assert all(r["runs_offline"] and r["domain"] in ("different", None)
+               for r in json.loads(res.stdout))
+    res = CliRunner().invoke(app, ["recommend", "--task", "image-classification", "--data",
+                                   str(tmp_path / "nope")])
+    assert res.exit_code == 2 and "no such file or folder" in res.stderr
+
+
+def test_recommend_with_data_and_offline_imports_no_heavy_library(tmp_path):
+    import subprocess
+    import sys
+
+    grey = _image_folder(tmp_path / "grey", mode="L", size=8)
+    code = ("import sys\nfrom zoo.recommend import recommend\n"
+            f"recommend('image-classification', data={str(grey)!r}, offline=True)\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('torch', 'torchvision', 'timm', 'transformers', 'huggingface_hub')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.stdout.strip() == "[]", out.stderr

@@ -8,7 +8,7 @@ from typing import Any
 
 from zoo.errors import UsageError
 from zoo.registry import default_registry
-from zoo.registry.spec import ModelSpec, split_name_tag, thaw
+from zoo.registry.spec import NAME_RE, ModelSpec, split_name_tag, thaw
 
 HUB_PREFIX = "hf-hub:"
 
@@ -102,14 +102,19 @@ def _looks_like_dir(text: str, reg=None) -> bool:
     """A saved-model directory, as opposed to a catalog name (``timm/resnet18`` is a name).
 
     Catalog names win over a folder of the same name in the working directory; write
-    ``./gcn`` for the folder.
+    ``./gcn`` for the folder. A slashed text that is no folder but could be a model name
+    (``vae/beta_vaee``) is a name, so the error suggests ``vae/beta_vae`` rather than
+    saying it is not a model directory.
     """
     reg = reg if reg is not None else default_registry()
     name = split_name_tag(text)[0]
     prefix, slash, _ = name.partition("/")
     if name in reg or (slash and prefix in reg.namespaces):
         return False
-    return os.sep in text or text.startswith(".") or Path(text).is_dir()
+    path = Path(text)
+    if text.startswith((".", "~")) or path.is_absolute() or path.exists():
+        return True
+    return (os.sep in text or "/" in text) and NAME_RE.match(name) is None
 
 
 def _hub_snapshot(ref: str) -> Path:

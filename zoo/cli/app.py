@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import inspect
 import os
 import sys
 from pathlib import Path
@@ -23,7 +24,6 @@ from zoo.errors import ZooError
 
 app = typer.Typer(
     name="zoo",
-    help="A model zoo for PyTorch: find, build, demo, fine-tune and publish models by name.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -50,11 +50,20 @@ def _fail(message: str, code: int) -> None:
     raise typer.Exit(code)
 
 
+DEBUG_HELP = "Show tracebacks on errors."
+
+
 def handles_errors(fn):
-    """Turn ZooErrors (and Ctrl-C) into one line and an exit code."""
+    """Turn ZooErrors (and Ctrl-C) into one line and an exit code.
+
+    Also gives the command its own ``--debug`` option, so ``zoo get X --debug`` works as
+    well as ``zoo --debug get X`` (the option a user adds last, after seeing an error).
+    """
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args, debug: bool = False, **kwargs):
+        if debug:
+            _STATE["debug"] = True
         try:
             return fn(*args, **kwargs)
         except ZooError as e:
@@ -65,6 +74,12 @@ def handles_errors(fn):
             print("Interrupted.", file=sys.stderr)
             raise typer.Exit(130) from None
 
+    sig = inspect.signature(fn, eval_str=True)
+    option = inspect.Parameter(
+        "debug", inspect.Parameter.KEYWORD_ONLY, default=False,
+        annotation=Annotated[bool, typer.Option("--debug", help=DEBUG_HELP)])
+    wrapper.__signature__ = sig.replace(parameters=[*sig.parameters.values(), option])
+    wrapper.__annotations__ = {**fn.__annotations__, "debug": option.annotation}
     return wrapper
 
 
@@ -87,13 +102,21 @@ def _main(
     catalog: Annotated[list[Path] | None, typer.Option(
         "--catalog", "-c", help="Extra catalog TOML (repeatable; also ZOO_CATALOG).",
         metavar="FILE")] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help=DEBUG_HELP)] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
 ) -> None:
     """A model zoo for PyTorch: find, build, demo, fine-tune and publish models by name.
 
-    Examples: zoo list 'resnet*'   zoo info lenet5.digits   zoo get lenet5 --save out/
+    NAME is an architecture (random weights); NAME.TAG is a trained model (see
+    'zoo list --pretrained'). 'zoo COMMAND --help' shows a command's options.
+
+    Examples:
+      zoo list 'resnet*'
+      zoo info lenet5.digits
+      zoo get lenet5.digits --save out/lenet
+      zoo demo lenet5.digits
+      zoo recommend --task image-classification --data-size 800
     """
     _STATE["catalogs"] = list(catalog or [])
     _STATE["debug"] = debug

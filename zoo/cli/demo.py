@@ -13,7 +13,12 @@ from typing import Annotated
 import typer
 
 from zoo.cli.app import _registry, app, handles_errors, heavy
+from zoo.cli.status import status
 from zoo.errors import UsageError
+
+RandomOpt = Annotated[bool, typer.Option(
+    "--random-weights", help="Allow an architecture NAME without trained weights (its "
+    "answers are noise: for trying the interface).")]
 
 
 @app.command("demo")
@@ -34,11 +39,19 @@ def demo_cmd(
     remote: Annotated[bool, typer.Option(
         "--remote", help="With --gallery: also models whose weights download on first use.")
     ] = False,
+    random_weights: RandomOpt = False,
 ) -> None:
     """Serve a model's Gradio demo in the browser.
 
-    Examples: zoo demo lenet5.digits   zoo demo out/my-finetune --port 8000
-    zoo demo --gallery   zoo demo --gallery '*.digits'
+    NAME.TAG serves that trained model. A bare NAME is the architecture with random
+    weights, as in 'zoo get NAME': it is refused (with the trained models to use)
+    unless --random-weights is given.
+
+    Examples:
+      zoo demo lenet5.digits
+      zoo demo out/my-finetune --port 8000
+      zoo demo --gallery
+      zoo demo --gallery '*.digits'
     """
     _registry()
     if port is not None and not 0 < port < 65536:
@@ -50,6 +63,7 @@ def demo_cmd(
         heavy()
         _status(f"Gallery of {len(adapters)} models: "
                 + ", ".join(a.target.label for a in adapters))
+        status("Starting the Gradio app (importing gradio takes a few seconds)...")
         from zoo.demos.gallery import build_gallery
 
         demo = build_gallery(adapters=adapters)
@@ -62,9 +76,11 @@ def demo_cmd(
 
         target = resolve(name)        # unknown names fail here, before any heavy import
         adapter = adapter_for(target)
+        _check_weights(target, random_weights, "zoo demo")
         heavy()
-        _status(f"Loading {target.label} ({target.task})...")
+        status(f"Loading {target.label} ({target.task})...")
         adapter.load(target)
+        status("Starting the Gradio app...")
         from zoo.demos.app import build_demo
 
         demo = build_demo(adapter)
@@ -83,20 +99,43 @@ def space_cmd(
     hub_model: Annotated[str | None, typer.Option(
         "--hub-model", help="Load weights from this Hub repo (ORG/NAME) instead of copying "
         "them into the Space.", metavar="ORG/NAME")] = None,
+    random_weights: RandomOpt = False,
 ) -> None:
     """Export a model's demo as a Hugging Face Space folder that builds from its own files
     (app.py, README.md, requirements.txt of PyPI names, zoo's code and the model's).
 
-    Examples: zoo space lenet5.digits --out space/   cd space && python app.py
+    NAME.TAG exports that trained model; a bare NAME (random weights) is refused unless
+    --random-weights is given, as for 'zoo demo'.
+
+    Examples:
+      zoo space lenet5.digits --out space/
+      cd space && python app.py
     """
     _registry()
     from zoo.demos.space import export_space
+    from zoo.demos.targets import resolve
 
+    target = resolve(name)
+    if hub_model is None:     # with --hub-model the weights come from that repo
+        _check_weights(target, random_weights, "zoo space")
     heavy()
-    path = export_space(name, out, hub_model=hub_model)
+    status(f"Exporting {target.label} (building the model and writing its weights)...")
+    path = export_space(target, out, hub_model=hub_model)
     print(str(path))
     _status(f"Run it: cd {path} && python app.py   (upload the folder to a Gradio Space "
             "to publish it)")
+
+
+def _check_weights(target, random_weights: bool, command: str) -> None:
+    """One rule for a bare NAME in get, demo and space: it is the architecture with random
+    weights. demo and space refuse it unless asked, and say so when asked."""
+    from zoo.demos.targets import require_trained
+
+    if not random_weights:
+        require_trained(target, command=command)
+    elif target.tag is None and target.directory is None:
+        _status(f"Note: {target.label} has random weights (--random-weights): its answers "
+                "are noise")
 
 
 def _status(message: str) -> None:

@@ -10,6 +10,7 @@ import typer
 
 from zoo.cli.app import _registry, app, handles_errors, heavy
 from zoo.cli.render import _json, _table
+from zoo.cli.status import status
 from zoo.errors import UsageError
 
 
@@ -101,12 +102,20 @@ def finetune_cmd(
 ) -> None:
     """Fine-tune a model on a data set; write weights, config, metrics and a curve to DIR.
 
-    Examples: zoo finetune lenet5 --data digits --out runs/lenet
-    zoo finetune bert_mini --data reviews.csv --technique lora --out runs/lora
-    zoo finetune runs/lenet --data photos/ --num-classes 3 --technique feature-extract -o r2
+    MODEL is NAME (random weights), NAME.TAG (trained weights) or a saved DIR;
+    'zoo recommend' suggests a model and a technique.
+
+    Examples:
+      zoo finetune lenet5 --data digits --out runs/lenet
+      zoo finetune minilm.sentence --data reviews.csv --technique lora --out runs/lora
+      zoo finetune runs/lenet --data photos/ --num-classes 3 --technique feature-extract -o r2
     """
     heavy()
     _registry()
+    group_lrs = _parse_group_lrs(group_lr or [])
+    # Building the model and reading the data come before the first progress bar, and
+    # take seconds (torch's import alone ~3 s; an image folder is decoded up front).
+    status(f"Fine-tuning {model} on {data}: loading the model and the data...")
     from zoo.finetune.api import finetune
     from zoo.finetune.outputs import TrainingInterrupted
 
@@ -118,7 +127,7 @@ def finetune_cmd(
             freeze_patterns=list(freeze_pattern or []), cache_features=not no_cache,
             lora_r=lora_r, lora_alpha=lora_alpha, lora_targets=lora_target or None,
             teacher=teacher, temperature=temperature, alpha=alpha, layer_decay=layer_decay,
-            group_lrs=_parse_group_lrs(group_lr or []), weight_decay=weight_decay,
+            group_lrs=group_lrs, weight_decay=weight_decay,
             dropout=dropout, label_smoothing=label_smoothing, early_stopping=early_stopping,
             metric=metric, optimizer=optimizer, schedule=schedule, warmup=warmup,
             max_length=max_length, text_column=text_column, label_column=label_column,

@@ -10,7 +10,8 @@ from typing import Annotated, Any
 import typer
 
 from zoo.cli.app import JsonOpt, _registry, app, handles_errors, heavy
-from zoo.cli.render import _json, _table
+from zoo.cli.render import _json, _table, human_count
+from zoo.cli.status import namespace_wait, status
 from zoo.errors import UsageError
 
 
@@ -61,7 +62,13 @@ def get_cmd(
 ) -> None:
     """Build a model (with weights for NAME.TAG) and summarise one forward pass.
 
-    Examples: zoo get lenet5   zoo get lenet5.digits --save out/lenet   zoo get out/lenet
+    NAME is the architecture with random weights; NAME.TAG loads that trained model.
+
+    Examples:
+      zoo get lenet5
+      zoo get lenet5.digits --save out/lenet
+      zoo get out/lenet
+      zoo get timm/resnet18
     """
     from zoo.api import HUB_PREFIX, _hub_snapshot, _looks_like_dir
     from zoo.loading import build
@@ -79,6 +86,7 @@ def get_cmd(
                              "--save and --kwarg do not apply")
         directory = _hub_snapshot(name[len(HUB_PREFIX):]) if name.startswith(HUB_PREFIX) \
             else Path(name)
+        status(f"Loading the saved model {name} and running one forward pass...")
         model = build.load_dir(directory)
         cfg = build.read_config(directory)
         known = cfg.get("name") in reg
@@ -89,7 +97,12 @@ def get_cmd(
             args = (build.tensor_for(_input(cfg["input"])),)
         label, weights = name, f"{name} (saved)"
     else:
+        namespace_wait(reg, [name])
         spec, tag = reg.resolve(name)
+        size = spec.params_for(tag)
+        status(f"Building {spec.name}" + (f" ({human_count(size)} parameters)" if size else "")
+               + (f" with its {tag} weights" if tag else " with random weights")
+               + " and running one forward pass...")
         model = build.build(spec, tag, **kwargs)
         label = spec.name + (f".{tag}" if tag else "")
         weights = spec.pretrained[tag].source if tag else "random"

@@ -10,6 +10,7 @@ import typer
 
 from zoo.cli.app import JsonOpt, _registry, app, handles_errors
 from zoo.cli.render import _check_choice, _json, _table, human_count
+from zoo.cli.status import namespace_wait, status
 from zoo.errors import UsageError
 
 
@@ -30,12 +31,23 @@ def list_cmd(
 ) -> None:
     """List models, sorted by name.
 
-    Examples: zoo list   zoo list 'resnet*' --family cnn   zoo list --pretrained --json
-    zoo list 'timm/vit_*'
+    A pattern with a dot ('*.digits') matches trained models NAME.TAG; a pattern
+    'timm/...' or 'torchvision/...' lists that library's models (it imports the library).
+
+    Examples:
+      zoo list
+      zoo list 'resnet*' --family cnn
+      zoo list --pretrained --json
+      zoo list 'timm/vit_*'
     """
     reg = _registry()
     _check_choice(family, set(reg.families), "family")
     pats = list(patterns or [])
+    if namespaces:
+        for prefix in sorted(reg.namespaces):
+            status(f"Listing {prefix}/ models (importing {prefix} takes a few seconds)...")
+    else:
+        namespace_wait(reg, pats, listing=True)
     if pretrained:
         items = reg.trained(pats, family=family, task=task, namespaces=namespaces)
         if task is not None and not items:
@@ -51,11 +63,13 @@ def list_cmd(
         if not items:
             print("No trained models match.", file=sys.stderr)
             return
-        _table(["NAME", "FAMILY", "TASK", "PARAMS", "DATASET", "METRICS"],
-               [[f"{s.name}.{t}", s.family, s.task_for(t), human_count(s.params_for(t)),
+        # No FAMILY column (the name and --family say it; --json has it): with it the
+        # table could not fit 100 columns. A data set's name is cut first to make room.
+        _table(["NAME", "TASK", "PARAMS", "DATASET", "METRICS"],
+               [[f"{s.name}.{t}", s.task_for(t), human_count(s.params_for(t)),
                  s.pretrained[t].dataset or "-",
                  ", ".join(f"{k}={v:g}" for k, v in s.pretrained[t].metrics.items()) or "-"]
-                for s, t in items])
+                for s, t in items], floors={"DATASET": 12})
         return
     specs = reg.list(pats, family=family, task=task, namespaces=namespaces)
     if task is not None and not specs:
@@ -80,11 +94,15 @@ def info_cmd(
 ) -> None:
     """Show everything known about a model: paper, licence, input, size, tags, plugin.
 
-    Examples: zoo info resnet50   zoo info lenet5.digits --json
+    NAME shows the architecture and its trained models; NAME.TAG one trained model.
+
+    Examples:
+      zoo info resnet50
+      zoo info lenet5.digits --json
     """
     from zoo.api import info
 
-    _registry()
+    namespace_wait(_registry(), [name])
     data = info(name)
     if as_json:
         return _json(data)
@@ -161,28 +179,53 @@ def recommend_cmd(
         "--compute", help="cpu, small-gpu or large-gpu.")] = "cpu",
     max_params: Annotated[str | None, typer.Option(
         "--max-params", help="Largest model to consider (25M, 1.5B).")] = None,
+    similar: Annotated[bool | None, typer.Option(
+        "--similar/--different", help="Your data is like (or unlike) what the models were "
+        "trained on: photos for ImageNet weights, web text for text encoders.",
+        show_default=False)] = None,
+    data: Annotated[str | None, typer.Option(
+        "--data", help="Your training data (as for zoo finetune): counts it and checks "
+        "how far it is from each model's.", metavar="PATH")] = None,
+    offline: Annotated[bool, typer.Option(
+        "--offline", help="Only weights on this machine (also when ZOO_OFFLINE or "
+        "HF_HUB_OFFLINE is set).")] = False,
     top: Annotated[int, typer.Option("--top", help="How many models to show.")] = 5,
     as_json: JsonOpt = False,
 ) -> None:
     """Rank models for a task and advise a fine-tuning technique, with reasons.
 
-    Examples: zoo recommend --task image-classification --data-size 800
-    zoo recommend --task text-classification --data-size 50k --compute small-gpu --json
+    From the catalog alone (no torch, no network): how far each model's pretrained
+    weights transfer to your data, its size for the compute budget, your data size.
+
+    Examples:
+      zoo recommend --task image-classification --data-size 800
+      zoo recommend --task image-classification --data photos/ --different
+      zoo recommend --task text-classification --data-size 50k --compute small-gpu --json
+      zoo recommend --task image-generation --offline
     """
-    from zoo.recommend import parse_count, recommend
+    from zoo.recommend import offline_env, parse_count, probe, recommend
 
     _registry()
     if top < 1:
         raise UsageError("--top must be at least 1")
     size = parse_count(data_size)
+    profile = probe(data) if data is not None else None
+    if profile is not None and not as_json:
+        print(f"Data: {profile.describe()}", file=sys.stderr)
+    offline = offline or offline_env()
     recs = recommend(task, data_size=size, compute=compute,
-                     max_params=parse_count(max_params), top=top)
+                     max_params=parse_count(max_params), top=top, data=profile,
+                     domain=None if similar is None else ("similar" if similar else "different"),
+                     offline=offline)
     if as_json:
         return _json([r.to_dict() for r in recs])
     if not recs:
         print("No model fits these limits; raise --max-params or the compute budget.",
               file=sys.stderr)
         return
+    if offline:
+        print("Offline: only weights on this machine (shipped or cached) are advised.",
+              file=sys.stderr)
     _table(["RANK", "MODEL", "PARAMS", "TECHNIQUE", "WHY"],
-           [[str(i + 1), r.name, human_count(r.params), r.technique, "; ".join(r.reasons)]
+           [[str(i + 1), r.name, human_count(r.params), r.technique, r.why]
             for i, r in enumerate(recs)])

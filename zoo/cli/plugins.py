@@ -18,7 +18,12 @@ def _few_names(names: list[str], n: int = 3) -> str:
 def plugins_cmd(as_json: JsonOpt = False) -> None:
     """List plugins: version, where from, models added, errors.
 
-    Examples: zoo plugins   ZOO_DISABLE_PLUGINS=broken zoo plugins --json
+    A broken plugin is skipped and shown here. ZOO_DISABLE_PLUGINS=NAME,... never loads
+    those; ZOO_PLUGINS=NAME,... loads only those third-party plugins.
+
+    Examples:
+      zoo plugins
+      ZOO_DISABLE_PLUGINS=broken zoo plugins --json
     """
     from zoo.registry.plugins import get_plugins
 

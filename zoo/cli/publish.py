@@ -50,9 +50,10 @@ def publish_cmd(
 
     The token comes from HF_TOKEN or 'hf auth login'; HF_ENDPOINT picks the Hub.
 
-    Examples: zoo publish lenet5.digits --repo me/lenet5-digits --dry-run
-    zoo publish lenet5.digits --repo me/lenet5-digits --space
-    zoo publish runs/finetuned --repo me/digits-ft --revision v2
+    Examples:
+      zoo publish lenet5.digits --repo me/lenet5-digits --dry-run
+      zoo publish lenet5.digits --repo me/lenet5-digits --space
+      zoo publish runs/finetuned --repo me/digits-ft --revision v2
     """
     from zoo.publish import publish
 

@@ -21,8 +21,10 @@ def human_count(n: int | None) -> str:
     return str(n)
 
 
-def _table(columns: list[str], rows: list[list[str]]) -> None:
-    """Aligned columns; bold header and wrapping to the terminal's width on a terminal."""
+def _table(columns: list[str], rows: list[list[str]],
+           floors: dict[str, int] | None = None) -> None:
+    """Aligned columns; bold header and wrapping to the terminal's width on a terminal
+    (``floors``: see :func:`zoo.cli.table.render`)."""
     from zoo.cli.table import render, use_colour
 
     width = None
@@ -30,7 +32,7 @@ def _table(columns: list[str], rows: list[list[str]]) -> None:
         import shutil
 
         width = shutil.get_terminal_size().columns
-    sys.stdout.write(render(columns, rows, colour=use_colour(), width=width))
+    sys.stdout.write(render(columns, rows, colour=use_colour(), width=width, floors=floors))
 
 
 def _json(data: Any) -> None:

@@ -31,11 +31,12 @@ def use_colour(stream=None) -> bool:
 
 
 def render(columns: Sequence[str], rows: Sequence[Sequence[str]], *, colour: bool = False,
-           width: int | None = None) -> str:
+           width: int | None = None, floors: dict[str, int] | None = None) -> str:
     """The table as text: header, then one line per row (more when the last column wraps).
 
     ``width`` is the terminal width to wrap the last column to; ``None`` never wraps
-    (piped output stays one line per row, for grep and cut).
+    (piped output stays one line per row, for grep and cut). ``floors``: columns that may
+    be cut narrower than ``MIDDLE_MIN`` to fit (free text such as a data set's name).
     """
     widths = [len(c) for c in columns]
     for r in rows:
@@ -43,7 +44,7 @@ def render(columns: Sequence[str], rows: Sequence[Sequence[str]], *, colour: boo
             if len(v) > widths[i]:
                 widths[i] = len(v)
     if width:
-        _fit(widths, columns, width)
+        _fit(widths, columns, width, floors or {})
     lead = sum(widths[:-1]) + len(GAP) * (len(widths) - 1)
     room = (width - lead) if width else 0
     wrap = width is not None and widths[-1] > room >= 20
@@ -73,12 +74,14 @@ LAST_MIN = 24   # on a terminal, the wrapping last column keeps at least this ma
 MIDDLE_MIN = 20  # a middle column is never cut below this (task names fit whole)
 
 
-def _fit(widths: list[int], columns: Sequence[str], width: int) -> None:
+def _fit(widths: list[int], columns: Sequence[str], width: int,
+         given: dict[str, int] | None = None) -> None:
     """Narrow the widest middle columns (never the first, the names) until the last column
     has ``LAST_MIN`` characters to wrap in; their cells are then cut with an ellipsis."""
     if len(widths) < 3:
         return
-    floors = [max(len(c), MIDDLE_MIN) for c in columns]
+    given = given or {}
+    floors = [max(len(c), given.get(c, MIDDLE_MIN)) for c in columns]
     last = min(widths[-1], LAST_MIN)
     while sum(widths[:-1]) + len(GAP) * (len(widths) - 1) + last > width:
         shrinkable = [j for j in range(1, len(widths) - 1) if widths[j] > floors[j]]

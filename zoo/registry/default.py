@@ -39,8 +39,11 @@ def default_registry(catalogs: Iterable[str | os.PathLike[str]] | None = None) -
         given = tuple(Path(c) for c in catalogs)
     key = (os.environ.get(CATALOG_ENV), plugins.env_key(), given)
     if _DEFAULT is None or key != _DEFAULT_KEY:
-        _DEFAULT = build_registry(user_catalogs(given))
-        _DEFAULT_KEY = key
+        from zoo.registry.disabled import disabled_plugins
+
+        reg = build_registry(user_catalogs(given))
+        reg.disabled = disabled_plugins(plugins.get_plugins().infos.values())
+        _DEFAULT, _DEFAULT_KEY = reg, key
     return _DEFAULT
 
 

@@ -36,6 +36,9 @@ class Registry:
         self._namespaces: dict[str, Namespace] = {}
         # Families and namespaces as they were before the current plugin began.
         self._before: tuple[dict[str, FamilySpec], dict[str, Namespace]] | None = None
+        #: Plugins that were not loaded (zoo.registry.disabled.DisabledPlugin): an unknown
+        #: name one of them declares is told so, with how to enable it.
+        self.disabled: list[Any] = []
 
     # -- used by plugins ---------------------------------------------------------------
 
@@ -282,7 +285,24 @@ class Registry:
             close = _d.get_close_matches(rest, ns.call("names"), n=5, cutoff=0.6)
             raise UnknownModelError(name, [f"{prefix}/{c}" for c in close],
                                     hint=f"Run 'zoo list \'{prefix}/*\'' to see them all.")
-        raise UnknownModelError(name, self.suggest(name))
+        raise self._unknown(name)
+
+    def _unknown(self, name: str) -> UnknownModelError:
+        """The error for a name no model has: close names, or the disabled plugin that
+        declares it, or (for a slashed name) that no directory has that name either."""
+        if self.disabled:
+            from zoo.registry.disabled import hint, provider
+
+            found = provider(name, self.disabled)
+            if found is not None:
+                return UnknownModelError(name, hint=hint(name, found) + ".")
+        close = self.suggest(name)
+        tail = "Run 'zoo list' to see every model."
+        if "/" in name:
+            tail = "No directory by that name either. " + tail
+        if not close and self.disabled:
+            tail += " Disabled plugins: " + ", ".join(p.name for p in self.disabled) + "."
+        return UnknownModelError(name, close, hint=tail)
 
     def resolve(self, text: str) -> tuple[ModelSpec, str | None]:
         """Parse ``NAME[.TAG]`` and return ``(spec, tag)``.
@@ -304,13 +324,26 @@ class Registry:
         return spec, tag
 
     def suggest(self, text: str, n: int = 5) -> list[str]:
-        """Close names for a mistyped ``NAME[.TAG]``: near spellings, then substrings."""
+        """Close names for a mistyped ``NAME[.TAG]``: near spellings, then substrings.
+
+        Namespaced names (``vae/beta_vae``, a plugin's) are matched whole and by the part
+        after the slash, so ``beta_vae`` and ``vae/beta_vaee`` both find ``vae/beta_vae``.
+        """
         text = text.lower()
         names = list(self._models)
         pool = names
         if "." in text:
             pool = [f"{s.name}.{t}" for s in self._models.values() for t in s.pretrained]
         close = difflib.get_close_matches(text, pool, n=n, cutoff=0.6)
+        # The part after a slash, on either side: a bare name for a namespaced model, or
+        # a wrong namespace in front of a right name.
+        short = {p.partition("/")[2]: p for p in pool if "/" in p}
+        if "/" in text:
+            short.update({p: p for p in pool if "/" not in p})
+        probe = text.partition("/")[2] if "/" in text else text
+        for c in difflib.get_close_matches(probe, list(short), n=n, cutoff=0.75):
+            if short[c] not in close and len(close) < n:
+                close.append(short[c])
         base = split_name_tag(text)[0]
         if len(close) < n and len(base) >= 3:
             close += sorted(m for m in names if base in m and m not in close)[: n - len(close)]
