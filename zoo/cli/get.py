@@ -84,8 +84,11 @@ def get_cmd(
         if save is not None or kwargs:
             raise UsageError(f"{name} is a saved model: it is rebuilt from its config, so "
                              "--save and --kwarg do not apply")
-        directory = _hub_snapshot(name[len(HUB_PREFIX):]) if name.startswith(HUB_PREFIX) \
-            else Path(name)
+        if name.startswith(HUB_PREFIX):
+            status(f"Fetching {name} (from the Hub, or huggingface_hub's cache)...")
+            directory = _hub_snapshot(name[len(HUB_PREFIX):])
+        else:
+            directory = Path(name)
         status(f"Loading the saved model {name} and running one forward pass...")
         model = build.load_dir(directory)
         cfg = build.read_config(directory)

@@ -10,10 +10,8 @@ ImageNet weights. Where it is not plain (text, graphs) the probe says nothing ab
 
 from __future__ import annotations
 
-import csv
 import json
 import os
-import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,6 +79,8 @@ def probe(data: str | os.PathLike[str], *, label_column: str = "label") -> DataP
 
 
 def _folder(p: Path) -> DataProfile:
+    import statistics
+
     classes = [d for d in sorted(p.iterdir()) if d.is_dir() and not d.name.startswith(".")]
     files = [f for d in classes for f in sorted(d.rglob("*"))
              if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()]
@@ -113,6 +113,8 @@ def _grey_palette(im) -> bool:
 
 
 def _table(p: Path, label_column: str) -> DataProfile:
+    import csv
+
     labels: set[str] = set()
     rows = 0
     try:

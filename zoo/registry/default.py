@@ -42,7 +42,8 @@ def default_registry(catalogs: Iterable[str | os.PathLike[str]] | None = None) -
         from zoo.registry.disabled import disabled_plugins
 
         reg = build_registry(user_catalogs(given))
-        reg.disabled = disabled_plugins(plugins.get_plugins().infos.values())
+        reg.disabled = disabled_plugins(plugins.get_plugins().infos.values(),
+                                        deny_var=plugins.DENY_ENV, allow_var=plugins.ALLOW_ENV)
         _DEFAULT, _DEFAULT_KEY = reg, key
     return _DEFAULT
 

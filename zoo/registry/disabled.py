@@ -23,24 +23,33 @@ MAX_TOML_BYTES = 2_000_000
 
 @dataclass(frozen=True)
 class DisabledPlugin:
-    """What the registry remembers of a plugin that was not loaded."""
+    """What the registry remembers of a plugin that was not loaded, and why."""
 
     name: str
     module: str                 # the entry point's value, "pkg.mod" or "pkg.mod:obj"
     distribution: str | None
     builtin: bool
-    by_allow_list: bool         # left out by ZOO_PLUGINS rather than named in ZOO_DISABLE_PLUGINS
+    variable: str               # the variable that left it out: ZOO_DISABLE_PLUGINS or ZOO_PLUGINS
+    value: str                  # its value then
+    allow_list: bool            # ``variable`` lists what loads (rather than what does not)
 
 
-def disabled_plugins(infos: Iterable) -> list[DisabledPlugin]:
-    """The disabled plugins among ``PluginInfo`` records, and which variable disabled them."""
-    from zoo.registry.plugins import DENY_ENV
-
-    deny = {_normal(v.strip()) for v in os.environ.get(DENY_ENV, "").split(",") if v.strip()}
-    return [DisabledPlugin(name=i.name, module=i.module, distribution=i.distribution,
-                           builtin=i.source == "built-in",
-                           by_allow_list=not ({_normal(i.name), _normal(i.distribution)} & deny))
-            for i in infos if i.disabled]
+def disabled_plugins(infos: Iterable, *, deny_var: str, allow_var: str) -> list[DisabledPlugin]:
+    """The disabled plugins among ``PluginInfo`` records, and which variable disabled them
+    (the names of the variables are the plugin loader's, passed in: this module sits below it).
+    """
+    denied = os.environ.get(deny_var, "")
+    deny = {_normal(v.strip()) for v in denied.split(",") if v.strip()}
+    out = []
+    for i in infos:
+        if not i.disabled:
+            continue
+        by_deny = bool({_normal(i.name), _normal(i.distribution)} & deny)
+        var = deny_var if by_deny else allow_var
+        out.append(DisabledPlugin(name=i.name, module=i.module, distribution=i.distribution,
+                                  builtin=i.source == "built-in", variable=var,
+                                  value=os.environ.get(var, ""), allow_list=not by_deny))
+    return out
 
 
 def provider(name: str, plugins: Iterable[DisabledPlugin]) -> DisabledPlugin | None:
@@ -58,20 +67,17 @@ def provider(name: str, plugins: Iterable[DisabledPlugin]) -> DisabledPlugin | N
 
 def hint(name: str, plugin: DisabledPlugin) -> str:
     """One sentence: which plugin provides ``name``, that it is disabled, how to enable it."""
-    from zoo.registry.plugins import ALLOW_ENV, DENY_ENV
-
     who = f"plugin '{plugin.name}'" + (f" ({plugin.distribution})" if plugin.distribution
                                        and not plugin.builtin else "")
-    if plugin.by_allow_list:
-        allowed = os.environ.get(ALLOW_ENV, "")
-        wanted = ",".join([*(v.strip() for v in allowed.split(",") if v.strip()), plugin.name])
-        return (f"It comes from {who}, which {ALLOW_ENV}={allowed} leaves out; set "
-                f"{ALLOW_ENV}={wanted} to load it")
+    var, value = plugin.variable, plugin.value
+    listed = [v.strip() for v in value.split(",") if v.strip()]
+    if plugin.allow_list:
+        return (f"It comes from {who}, which {var}={value} leaves out; set "
+                f"{var}={','.join([*listed, plugin.name])} to load it")
     mine = {_normal(plugin.name), _normal(plugin.distribution)}
-    denied = os.environ.get(DENY_ENV, "")
-    others = [v.strip() for v in denied.split(",") if v.strip() and _normal(v.strip()) not in mine]
-    fix = f"set {DENY_ENV}={','.join(others)}" if others else f"unset {DENY_ENV}"
-    return f"It comes from {who}, disabled by {DENY_ENV}={denied}; {fix} to enable it"
+    others = [v for v in listed if _normal(v) not in mine]
+    fix = f"set {var}={','.join(others)}" if others else f"unset {var}"
+    return f"It comes from {who}, disabled by {var}={value}; {fix} to enable it"
 
 
 def _normal(dist: str | None) -> str | None:
