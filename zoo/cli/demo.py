@@ -119,7 +119,8 @@ def space_cmd(
     if hub_model is None:     # with --hub-model the weights come from that repo
         _check_weights(target, random_weights, "zoo space")
     heavy()
-    status(f"Exporting {target.label} (building the model and writing its weights)...")
+    status(f"Exporting {target.label} (writing the model and zoo's code, then checking that "
+           "the app loads from the folder)...")
     path = export_space(target, out, hub_model=hub_model)
     print(str(path))
     _status(f"Run it: cd {path} && python app.py   (upload the folder to a Gradio Space "
