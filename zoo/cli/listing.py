@@ -11,6 +11,7 @@ import typer
 from zoo.cli.app import JsonOpt, _registry, app, handles_errors
 from zoo.cli.render import _check_choice, _json, _table, human_count
 from zoo.errors import UsageError
+from zoo.registry.spec import GFLOPS_NOTE
 
 
 @app.command("list")
@@ -51,9 +52,9 @@ def list_cmd(
         if not items:
             print("No trained models match.", file=sys.stderr)
             return
-        _table(["NAME", "FAMILY", "TASK", "PARAMS", "DATASET", "METRICS"],
+        _table(["NAME", "FAMILY", "TASK", "PARAMS", "SOURCE", "DATASET", "METRICS"],
                [[f"{s.name}.{t}", s.family, s.task_for(t), human_count(s.params_for(t)),
-                 s.pretrained[t].dataset or "-",
+                 s.pretrained[t].source, s.pretrained[t].dataset or "-",
                  ", ".join(f"{k}={v:g}" for k, v in s.pretrained[t].metrics.items()) or "-"]
                 for s, t in items])
         return
@@ -135,11 +136,15 @@ def _size_rows(data: dict[str, Any]) -> list[list[str]]:
     arch = (fmt_params(data["params"]), fmt_gflops(data["gflops"]))
     sel = data.get("selected")
     if sel is None:
-        return [["params", arch[0]], ["gflops", arch[1]]]
-    own = (fmt_params(sel["params"]), fmt_gflops(sel["gflops"]))
-    return [[key, value + (f"  (architecture {name}: {base})" if value != base else "")]
-            for key, value, base, name in (("params", own[0], arch[0], data["name"]),
-                                           ("gflops", own[1], arch[1], data["name"]))]
+        rows = [["params", arch[0]], ["gflops", arch[1]]]
+    else:
+        own = (fmt_params(sel["params"]), fmt_gflops(sel["gflops"]))
+        rows = [[key, value + (f"  (architecture {name}: {base})" if value != base else "")]
+                for key, value, base, name in (("params", own[0], arch[0], data["name"]),
+                                               ("gflops", own[1], arch[1], data["name"]))]
+    if rows[1][1] != "-":
+        rows[1][1] += f"  [{GFLOPS_NOTE}]"
+    return rows
 
 
 def _fmt_input(inp: dict | None) -> str:
