@@ -34,11 +34,10 @@ def detr(*, num_classes: int = 91, num_queries: int = 100, **config: Any):
     """DETR-ResNet-50 from ``DetrConfig`` (random weights, offline)."""
     from transformers import DetrConfig, DetrForObjectDetection
 
-    from .hub import skip_init
+    from .hub import construct
 
-    with skip_init():
-        return DetrForObjectDetection(DetrConfig(num_labels=num_classes,
-                                                 num_queries=num_queries, **config))
+    return construct(DetrForObjectDetection,
+                     DetrConfig(num_labels=num_classes, num_queries=num_queries, **config))
 
 
 class CompactDETR(nn.Module):

@@ -32,10 +32,9 @@ def gpt2(*, vocab: str | None = None, **config: Any):
         for key, value in (("bos_token_id", tok.bos_id), ("eos_token_id", tok.eos_id),
                            ("pad_token_id", tok.pad_id)):
             config.setdefault(key, value)
-    from .hub import skip_init
+    from .hub import construct
 
-    with skip_init():
-        model = GPT2LMHeadModel(GPT2Config(**config))
+    model = construct(GPT2LMHeadModel, GPT2Config(**config))
     model.tokenizer = tok
     return model
 
@@ -123,10 +122,13 @@ def predict_text(model, spec, tag, inputs: str, *, max_new_tokens: int = 200,
     A model with a transformers tokenizer (``gpt2.openai``) counts ``max_new_tokens`` in
     its BPE tokens; the character-level ones in characters.
     """
-    from .text import generate, hf_tokenizer
+    from .text import MAX_TOKENS, hf_tokenizer
 
-    if hf_tokenizer(model) is not None:
-        return generate(model, inputs, max_new_tokens=max_new_tokens, temperature=temperature,
-                        seed=seed, top_k=top_k)
+    tok = hf_tokenizer(model)
+    if tok is not None:
+        new = generate_ids(model, tok.encode(inputs)[-MAX_TOKENS:],
+                           max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
+                           top_k=top_k, banned=tuple(tok.all_special_ids))
+        return inputs + tok.decode(new, skip_special_tokens=True)
     return inputs + generate_text(model, inputs, max_new_tokens=max_new_tokens,
                                   temperature=temperature, seed=seed, top_k=top_k)

@@ -22,13 +22,12 @@ def bert(*, num_classes: int = 2, tokenizer: str | None = None,
     import transformers
     from transformers import BertConfig
 
-    from .hub import skip_init
+    from .hub import construct
 
     if head not in BERT_HEADS:
         raise ValueError(f"head must be one of {', '.join(BERT_HEADS)}, got {head!r}")
-    cls = getattr(transformers, BERT_HEADS[head])
-    with skip_init():
-        model = cls(BertConfig(num_labels=num_classes, **config))
+    model = construct(getattr(transformers, BERT_HEADS[head]),
+                      BertConfig(num_labels=num_classes, **config))
     if tokenizer:
         from .minilm import load_tokenizer
 
@@ -40,11 +39,10 @@ def distilbert(*, num_classes: int = 2, **config):
     """DistilBERT with a sequence-classification head, from ``DistilBertConfig(**config)``."""
     from transformers import DistilBertConfig, DistilBertForSequenceClassification
 
-    from .hub import skip_init
+    from .hub import construct
 
-    with skip_init():
-        return DistilBertForSequenceClassification(DistilBertConfig(num_labels=num_classes,
-                                                                    **config))
+    return construct(DistilBertForSequenceClassification,
+                     DistilBertConfig(num_labels=num_classes, **config))
 
 
 def marian(**config):
@@ -56,17 +54,15 @@ def marian(**config):
     """
     from transformers import MarianConfig, MarianMTModel
 
-    from .hub import skip_init
+    from .hub import construct
 
-    with skip_init():
-        return MarianMTModel(MarianConfig(**config))
+    return construct(MarianMTModel, MarianConfig(**config))
 
 
 def gpt2(**config):
     """A GPT-2 language model, from ``GPT2Config(**config)``; use ``.generate()`` to sample."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from .hub import skip_init
+    from .hub import construct
 
-    with skip_init():
-        return GPT2LMHeadModel(GPT2Config(**config))
+    return construct(GPT2LMHeadModel, GPT2Config(**config))

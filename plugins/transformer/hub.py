@@ -234,17 +234,22 @@ def _labels(config: Any) -> list[str] | None:
     return names
 
 
-def skip_init():
-    """A context that builds transformers models without random initialisation, when the
-    weights being loaded next replace them wholesale (a whole-repo ``hf-hub:`` source);
-    otherwise a no-op. Builders wrap their ``Model(config)`` call in it."""
-    import contextlib
+def construct(cls: Any, config: Any) -> Any:
+    """``cls(config)``, without random initialisation when the weights being loaded next
+    replace the model wholesale (a whole-repo ``hf-hub:`` source; see
+    :func:`zoo.loading.build.pending_source`). Builders of transformers models call this.
 
+    Tied weights (GPT-2's and BERT's output layer is the input embedding) are tied either
+    way: transformers ties them while initialising, so a skeleton would count them twice.
+    """
     from zoo.loading.build import pending_source
 
     source = pending_source()
     if source is None or whole_repo(source) is None:
-        return contextlib.nullcontext()
+        return cls(config)
     from transformers.initialization import no_init_weights
 
-    return no_init_weights()
+    with no_init_weights():
+        model = cls(config)
+    model.tie_weights()
+    return model

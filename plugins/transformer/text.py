@@ -2,10 +2,10 @@
 
 The Hub's trained models (``bert_base.uncased``, ``gpt2.openai``, ``marian.en-de``)
 come with their repo's tokenizer as ``model.tokenizer`` (see :mod:`.hub`); these helpers
-encode with it, run the model, and decode, as transformers' own pipelines do:
+encode with it, run the model, and decode, as transformers' own pipelines do (GPT-2's
+sampling is :func:`zoo.plugins.transformer.gpt.predict_text`'s):
 
 * :func:`fill_mask` -- ``zoo.predict`` for "fill-mask": the words that fit ``[MASK]``;
-* :func:`generate` -- seeded sampling (or greedy decoding) with a KV cache;
 * :func:`translate` -- beam or greedy decoding with the model's generation settings.
 """
 
@@ -75,18 +75,6 @@ def fill_mask(model, spec, tag, text: str, *, top_k: int = 5) -> list[dict[str, 
         out.append({"token": tok.decode([i]).strip(), "score": float(p),
                     "sequence": tok.decode(filled, skip_special_tokens=True)})
     return out
-
-
-def generate(model, prompt: str, *, max_new_tokens: int = 40, temperature: float = 0.8,
-             seed: int = 0, top_k: int | None = None) -> str:
-    """``prompt`` continued by ``max_new_tokens`` tokens (special tokens never drawn), seeded."""
-    from .gpt import generate_ids
-
-    tok = _need_tokenizer(model, "gpt2.openai")
-    ids = tok.encode(prompt)[-MAX_TOKENS:]
-    new = generate_ids(model, ids, max_new_tokens=max_new_tokens, temperature=temperature,
-                       seed=seed, top_k=top_k, banned=tuple(tok.all_special_ids))
-    return prompt + tok.decode(new, skip_special_tokens=True)
 
 
 def translate(model, text: str | list[str], *, beam: int | None = None,
