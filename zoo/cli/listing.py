@@ -91,11 +91,18 @@ def info_cmd(
         return _json(data)
     title = data["name"] + (f".{data['tag']}" if data["tag"] else "")
     inp = data["input"]
+    sel = data.get("selected") or {}
+    # a trained model may do another task than its architecture (bert_base.uncased fills
+    # in masks; bert_base classifies)
+    task = sel.get("task") or data["task"]
+    demo = sel.get("demo") or sel.get("task") or data["demo"]
+    arch = f"  (architecture {data['name']}: {{}})"
     rows = [
         ["description", data["description"] or "-"],
+        *([["trained", sel["description"]]] if sel.get("description") else []),
         ["family", f"{data['family']} ({data['family_description'] or ''})".replace(" ()", "")],
-        ["task", data["task"]],
-        ["demo", data["demo"]],
+        ["task", task + (arch.format(data["task"]) if task != data["task"] else "")],
+        ["demo", demo + (arch.format(data["demo"]) if demo != data["demo"] else "")],
         ["paper", (data["paper"] or "-")
          + (f" <{data['paper_url']}>" if data["paper_url"] else "")],
         ["year", str(data["year"] or "-")],
