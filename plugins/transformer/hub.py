@@ -69,23 +69,19 @@ def fetch_repo(repo: str, revision: str | None, *, what: str) -> tuple[Path, lis
 
     config = hub_file(repo, ["config.json"], revision, what=what)
     snap, commit = config.parent, config.parent.name       # snapshots/<commit>/config.json
-    listed = _cached_files(snap) if hf_offline() else _listed_files(repo, commit, what=what)
-    wanted = [f for f in SIDE_FILES if f in listed and f != "config.json"]
-    weights = next((f for f in WEIGHT_FILES if f in listed), None)
-    if weights is None and hf_offline():
-        weights = WEIGHT_FILES[0]      # not cached: hub_file says so, naming the cache
-    if weights is None:
-        raise WeightsError(f"{what}: repo {repo} has no {' or '.join(WEIGHT_FILES)}; zoo reads "
-                           "PyTorch weights only (no TensorFlow, Flax or sharded checkpoints)")
+    offline = hf_offline()
+    listed = _cached_files(snap) if offline else _listed_files(repo, commit, what=what)
     files = ["config.json"]
-    for name in [*wanted, weights]:
-        if name == weights:
-            # offline, try each weights format the cache may hold
-            names = [weights] if not hf_offline() else list(WEIGHT_FILES)
-            files.append(hub_file(repo, names, commit, what=what).name)
-        else:
+    for name in SIDE_FILES[1:]:
+        if name in listed:
             hub_file(repo, [name], commit, what=what)
             files.append(name)
+    weights = [f for f in WEIGHT_FILES if f in listed]
+    if not weights and not offline:
+        raise WeightsError(f"{what}: repo {repo} has no {' or '.join(WEIGHT_FILES)}; zoo reads "
+                           "PyTorch weights only (no TensorFlow, Flax or sharded checkpoints)")
+    # offline and not cached, hub_file says so, naming the cache and what to do
+    files.append(hub_file(repo, weights[:1] or list(WEIGHT_FILES), commit, what=what).name)
     return snap, files
 
 
