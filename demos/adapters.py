@@ -17,6 +17,7 @@ ADAPTERS: dict[str, str] = {
     "text-classification": "zoo.demos.tasks_text:TextClassification",
     "text-generation": "zoo.demos.tasks_text:TextGeneration",
     "translation": "zoo.demos.tasks_text:Translation",
+    "fill-mask": "zoo.demos.tasks_text:FillMask",
     "feature-extraction": "zoo.demos.tasks_text:FeatureExtraction",
     "sentence-similarity": "zoo.demos.tasks_text:FeatureExtraction",
     "node-classification": "zoo.demos.tasks_graph:NodeClassification",

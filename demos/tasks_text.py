@@ -1,4 +1,4 @@
-"""Text tasks: classification, generation, translation, feature extraction (similarity).
+"""Text tasks: classification, generation, translation, fill-mask, feature extraction (similarity).
 
 Each uses its family's helper from ``zoo.predict.TASKS`` (which owns the tokenizer the
 model was trained with). Without one, a model that ships a tokenizer in its config
@@ -313,3 +313,31 @@ class FeatureExtraction(_TextAdapter):
         if e.dim() != 2 or e.shape[0] != 2:
             raise ValueError(f"embeddings have shape {list(e.shape)}, expected [2, D]")
         return round(float(torch.nn.functional.cosine_similarity(e[0:1], e[1:2])[0]), 4)
+
+
+class FillMask(_TextAdapter):
+    """A sentence with ``[MASK]`` -> the words that fit there, and the sentence filled in."""
+
+    task = "fill-mask"
+    hint = "Write [MASK] where a word is missing."
+
+    def inputs(self):
+        gr = gradio()
+        return [gr.Textbox(lines=2, label="text with [MASK]",
+                           placeholder="Paris is the [MASK] of France.")]
+
+    def outputs(self):
+        gr = gradio()
+        return [gr.Label(num_top_classes=5, label="words that fit"),
+                gr.Textbox(label="best guess filled in")]
+
+    def examples(self):
+        return [["Paris is the [MASK] of France."], ["The man worked as a [MASK]."]]
+
+    def run(self, model, text):
+        text = check_text(text, max_chars=2000)
+        done, out = self.helper(model, text, top_k=5)
+        if not done or not out:
+            raise DemoInputError("this model has no tokenizer, so it cannot read text; "
+                                 "load a trained tag such as bert_base.uncased")
+        return to_label([(d["token"], d["score"]) for d in out]), out[0]["sequence"]

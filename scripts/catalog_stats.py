@@ -8,17 +8,22 @@
 ``params`` is the number of parameters of the model the catalog builds (its own
 kwargs, random weights). A trained model (``NAME.TAG``) whose tag's ``kwargs`` change
 the architecture's (transformer.dates is a 2-layer, 128-wide transformer, not the 63 M
-default) is built with those kwargs, still with random weights, and measured the same
-way; its figures go into its ``[models.NAME.pretrained.TAG]`` table, where the listing
-shows them instead of the architecture's. A tag built exactly like its architecture
-needs no figures of its own (zoo falls back to the architecture's).
+default) is built with those kwargs, as its builder builds it for its weights
+(``zoo.loading.build.building_for``: a trained Faster R-CNN's frozen batch norms hold
+buffers, not parameters) but without loading them, and measured the same way; its
+figures go into its ``[models.NAME.pretrained.TAG]`` table, where the listing shows them
+instead of the architecture's. A tag built exactly like its architecture needs no
+figures of its own (zoo falls back to the architecture's).
 
 ``gflops`` is ``torch.utils.flop_counter.FlopCounterMode``'s total for one forward
 pass in eval mode on the model's example input (the family's ``example_input``, else a
 batch of 1 of the declared ``input``), divided by 1e9 -- the same figure ``zoo get``
-prints. FlopCounterMode counts a multiply-add as 2 FLOPs, so these numbers are twice
-the "GMACs" (often also called GFLOPs) that torchvision's and timm's tables give:
-resnet50 is 8.18 here, 4.09 in torchvision's docs.
+prints (``zoo.loading.build.summarize``). FlopCounterMode counts a multiply-add as 2
+FLOPs, so these numbers are twice the "GMACs" (often also called GFLOPs) that
+torchvision's and timm's tables give: resnet50 is 8.18 here, 4.09 in torchvision's docs
+(``zoo.registry.spec.GFLOPS_CONVENTION`` says so wherever zoo shows the figure). Kernels
+the counter cannot see (fused attention, nn.MultiheadAttention's fast path) are off while
+counting.
 
 ``--device meta`` builds models on PyTorch's ``meta`` device instead: shapes without
 data, so vgg19 or efficientnet_b7 cost no memory and almost no time. For convolutional
@@ -56,30 +61,35 @@ def compute(name: str, tag: str | None = None, *, device: str = "cpu") -> dict[s
     # The tag's kwargs as overrides of an untagged build: the same merged kwargs as
     # ``zoo get NAME.TAG`` (zoo.loading.build.merged_kwargs), without loading the weights.
     kwargs = thaw(spec.pretrained[tag].kwargs) if tag else {}
+    # ... and built as for its weights: torchvision's trained Faster R-CNN freezes its
+    # batch norms (buffers, not parameters), transformers models skip random init
+    source = spec.pretrained[tag].source if tag else None
     args = build.example_input(spec, tag)
     if device != "cpu" and not all(isinstance(a, torch.Tensor) for a in args):
         device = "cpu"
     if device != "cpu":
         try:
-            with torch.device(device):
+            with torch.device(device), build.building_for(source):
                 model = build.build(spec, **kwargs)
             summary = build.summarize(model, spec, tag,
                                       args=tuple(a.to(device) for a in args))
             return {"params": summary["params"], "gflops": summary["gflops"]}
         except (NotImplementedError, RuntimeError):
             pass  # data-dependent ops (NMS, boolean masks) need real tensors
-    summary = build.summarize(build.build(spec, **kwargs), spec, tag, args=args)
+    with build.building_for(source):
+        model = build.build(spec, **kwargs)
+    summary = build.summarize(model, spec, tag, args=args)
     return {"params": summary["params"], "gflops": summary["gflops"]}
 
 
 def sized_tags(spec) -> list[str]:
     """The tags of ``spec`` that may build a model of another size than the architecture:
     their kwargs set a value the architecture's kwargs do not (num_classes=1000 on a
-    torchvision model whose default it is counts too: only building tells), or they
-    override the input."""
+    torchvision model whose default it is counts too: only building tells), they
+    override the input, or they state figures of their own."""
     base = dict(spec.kwargs)
     return [tag for tag, pre in spec.pretrained.items()
-            if pre.input is not None
+            if pre.input is not None or pre.params is not None or pre.gflops is not None
             or any(k not in base or base[k] != v for k, v in pre.kwargs.items())]
 
 

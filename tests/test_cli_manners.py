@@ -163,11 +163,11 @@ def test_tables_fit_100_columns_on_a_terminal(args):
     assert header[0] in ("NAME", "RANK")
 
 
-def test_pretrained_table_keeps_every_column_but_family_when_piped():
+def test_pretrained_table_shows_whole_sources_when_piped():
     out = run_zoo("list", "--pretrained", "lenet5*").stdout.splitlines()
-    assert out[0].split() == ["NAME", "TASK", "PARAMS", "DATASET", "METRICS"]
+    assert out[0].split() == ["NAME", "TASK", "PARAMS", "SOURCE", "METRICS"]
     assert out[1].split()[:4] == ["lenet5.digits", "image-classification", "61.7K",
-                                  "sklearn-digits"]
+                                  "package:zoo/trained/lenet5-digits.safetensors"]
 
 
 # -- a bare NAME means the architecture in get, demo and space --------------------------------

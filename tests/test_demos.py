@@ -75,12 +75,13 @@ def _standin(name, task, builder, **fields):
 
 
 def _first_available(task):
-    """The first trained model for ``task`` whose weights are on this machine."""
-    from zoo.demos.gallery import _missing_weights
+    """The first trained model for ``task`` whose weights ship with the checkout (the
+    Hub's and torchvision's real models are served in tests/test_hub_models.py)."""
+    from zoo.demos.gallery import _is_remote, _missing_weights
     from zoo.demos.targets import trained_targets
 
     for t in trained_targets():
-        if t.task == task and _missing_weights(t) is None:
+        if t.task == task and not _is_remote(t) and _missing_weights(t) is None:
             return t
     return None
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from zoo.errors import UsageError
 from zoo.registry import default_registry
-from zoo.registry.spec import NAME_RE, ModelSpec, split_name_tag, thaw
+from zoo.registry.spec import GFLOPS_CONVENTION, NAME_RE, ModelSpec, split_name_tag, thaw
 
 HUB_PREFIX = "hf-hub:"
 
@@ -55,6 +55,7 @@ def info(name: str) -> dict[str, Any]:
     Top-level ``params`` and ``gflops`` are the architecture's; each entry of
     ``pretrained`` (and ``selected``, the one ``NAME.TAG`` names) carries the trained
     model's own, which are the architecture's unless the tag's kwargs change its size.
+    ``gflops_convention`` says how GFLOPs are counted (a multiply-add is 2 FLOPs).
     """
     s, tag = spec(name)
     out = s.to_dict()
@@ -68,6 +69,7 @@ def info(name: str) -> dict[str, Any]:
     out["tag"] = tag
     if tag is not None:
         out["selected"] = out["pretrained"][tag]
+    out["gflops_convention"] = GFLOPS_CONVENTION
     return out
 
 

@@ -15,13 +15,14 @@ from zoo.errors import UsageError
 #: "module:function"(model, spec, tag, inputs, **options)
 TASKS: dict[str | tuple[str, str], str] = {
     "image-classification": "zoo.predict:classify_image",
-    ("cnn", "object-detection"): "zoo.plugins.cnn.yolo:detect",
+    ("cnn", "object-detection"): "zoo.plugins.cnn.detection:detect",
     ("gan", "image-generation"): "zoo.plugins.gan.sampling:generate",
     ("gan", "image-to-image"): "zoo.plugins.gan.sampling:translate_image",
     ("transformer", "text-classification"): "zoo.plugins.transformer.minilm:classify_text",
     ("transformer", "text-generation"): "zoo.plugins.transformer.gpt:predict_text",
     ("transformer", "translation"): "zoo.plugins.transformer.seq2seq:predict_translation",
     ("transformer", "feature-extraction"): "zoo.plugins.transformer.minilm:extract_features",
+    ("transformer", "fill-mask"): "zoo.plugins.transformer.text:fill_mask",
     ("transformer", "object-detection"): "zoo.plugins.transformer.detr:detect",
     ("rnn", "text-classification"): "zoo.plugins.rnn.text:classify_text",
     ("rnn", "token-classification"): "zoo.plugins.rnn.text:tag_tokens",
@@ -41,7 +42,10 @@ def classify_image(model, spec, tag, image, *, top_k: int = 5) -> list[tuple[str
                                                  or (tag or "").endswith("digits")))
     with torch.inference_mode():
         probs = torch.softmax(model(x), dim=-1)[0]
-    labels = spec.pretrained[tag].labels if tag else None
+    from zoo.loading.loaders import labels_of
+
+    # the tag's own names, else the ones the weights came with (torchvision's categories)
+    labels = (spec.pretrained[tag].labels if tag else None) or labels_of(model)
     k = min(top_k, probs.numel())
     values, idx = probs.topk(k)
     return [((labels[i] if labels else str(i)), float(v))

@@ -28,7 +28,12 @@ def zoo_register_models(registry):
 
 @hookimpl
 def zoo_load_pretrained(spec, model, source, tag):
-    """Load ``package:``/``file:`` weights into BERT/MiniLM models (adapters included)."""
+    """Load a whole transformers Hub repo (``hf-hub:ORG/REPO[@REV]``) into any transformers
+    model, and ``package:``/``file:`` weights into BERT/MiniLM models (adapters included)."""
+    if source.lower().startswith("hf-hub:") and _is_transformers_model(model):
+        from zoo.plugins.transformer.hub import load_repo, whole_repo
+
+        return load_repo(model, source) if whole_repo(source) is not None else None
     if spec.family != "transformer" or not spec.builder_path.startswith(_BERT_BUILDERS):
         return None
     scheme, _, rest = source.partition(":")
@@ -41,3 +46,9 @@ def zoo_load_pretrained(spec, model, source, tag):
 
     path = resolve_package_path(rest) if scheme == "package" else Path(rest).expanduser()
     return load_pretrained(model, path, sha256=tag.sha256 if tag is not None else None)
+
+
+def _is_transformers_model(model) -> bool:
+    """A ``transformers.PreTrainedModel``, checked without importing transformers."""
+    return any(c.__module__ == "transformers.modeling_utils" and c.__name__ == "PreTrainedModel"
+               for c in type(model).__mro__)

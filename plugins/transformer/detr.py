@@ -34,8 +34,10 @@ def detr(*, num_classes: int = 91, num_queries: int = 100, **config: Any):
     """DETR-ResNet-50 from ``DetrConfig`` (random weights, offline)."""
     from transformers import DetrConfig, DetrForObjectDetection
 
-    return DetrForObjectDetection(DetrConfig(num_labels=num_classes, num_queries=num_queries,
-                                             **config))
+    from .hub import construct
+
+    return construct(DetrForObjectDetection,
+                     DetrConfig(num_labels=num_classes, num_queries=num_queries, **config))
 
 
 class CompactDETR(nn.Module):
@@ -248,15 +250,34 @@ def evaluate(model: nn.Module, images: torch.Tensor, targets, *, batch_size: int
 def detect(model: nn.Module, spec: Any, tag: str | None, image: Any, *,
            threshold: float = 0.5) -> list[dict[str, Any]]:
     """``zoo.predict`` for DETR: ``[{"label", "score", "box": [x0, y0, x1, y1]}]``, best
-    first, boxes in the uploaded image's own pixels."""
+    first, boxes in the uploaded image's own pixels.
+
+    A model loaded from a Hub repo (``detr.coco``) is fed by the repo's own image
+    processor (``model.image_processor``: shortest side 800, aspect ratio kept, with a
+    pixel mask), as transformers' object-detection pipeline does; others get the
+    catalog's input spec. Labels: the tag's, else the repo's ``id2label``.
+    """
+    from zoo.loading.loaders import labels_of
     from zoo.loading.preprocess import image_to_tensor, load_image
 
-    img = load_image(image)
-    x = image_to_tensor(img, spec.input_for(tag))
+    img = load_image(image).convert("RGB")
     model.eval()
+    processor = getattr(model, "image_processor", None)
     with torch.inference_mode():
-        det = postprocess(model(x), (img.height, img.width), threshold=threshold)[0]
-    labels = spec.pretrained[tag].labels if tag and spec.pretrained[tag].labels else None
-    return [{"label": labels[int(lb)] if labels else str(int(lb)), "score": float(sc),
+        if processor is not None:
+            out = model(**processor(images=img, return_tensors="pt"))
+        else:
+            out = model(image_to_tensor(img, spec.input_for(tag)))
+        det = postprocess(out, (img.height, img.width), threshold=threshold)[0]
+    labels = (spec.pretrained[tag].labels if tag and spec.pretrained[tag].labels else None) \
+        or labels_of(model)
+    id2label = getattr(getattr(model, "config", None), "id2label", None) or {}
+
+    def name(i: int) -> str:
+        if labels and i < len(labels):
+            return labels[i]
+        return str(id2label.get(i, i))
+
+    return [{"label": name(int(lb)), "score": float(sc),
              "box": [round(v, 1) for v in bx.tolist()]}
             for bx, sc, lb in zip(det["boxes"], det["scores"], det["labels"], strict=True)]

@@ -32,7 +32,9 @@ def gpt2(*, vocab: str | None = None, **config: Any):
         for key, value in (("bos_token_id", tok.bos_id), ("eos_token_id", tok.eos_id),
                            ("pad_token_id", tok.pad_id)):
             config.setdefault(key, value)
-    model = GPT2LMHeadModel(GPT2Config(**config))
+    from .hub import construct
+
+    model = construct(GPT2LMHeadModel, GPT2Config(**config))
     model.tokenizer = tok
     return model
 
@@ -115,6 +117,18 @@ def generate_text(model, prompt: str, *, max_new_tokens: int = 200, temperature:
 def predict_text(model, spec, tag, inputs: str, *, max_new_tokens: int = 200,
                  temperature: float = 0.8, seed: int = 0, top_k: int | None = None,
                  **_options) -> str:
-    """``zoo.predict`` entry for ("transformer", "text-generation"): prompt + continuation."""
+    """``zoo.predict`` entry for ("transformer", "text-generation"): prompt + continuation.
+
+    A model with a transformers tokenizer (``gpt2.openai``) counts ``max_new_tokens`` in
+    its BPE tokens; the character-level ones in characters.
+    """
+    from .text import MAX_TOKENS, hf_tokenizer
+
+    tok = hf_tokenizer(model)
+    if tok is not None:
+        new = generate_ids(model, tok.encode(inputs)[-MAX_TOKENS:],
+                           max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
+                           top_k=top_k, banned=tuple(tok.all_special_ids))
+        return inputs + tok.decode(new, skip_special_tokens=True)
     return inputs + generate_text(model, inputs, max_new_tokens=max_new_tokens,
                                   temperature=temperature, seed=seed, top_k=top_k)

@@ -167,7 +167,10 @@ def classify_text(model, spec, tag, text: str, *, top_k: int = 3,
                        if k in ("input_ids", "attention_mask", "token_type_ids")})
         logits = out if isinstance(out, torch.Tensor) else out.logits
         probs = torch.softmax(logits, dim=-1)[0]
-    labels = spec.pretrained[tag].labels if tag and spec.pretrained[tag].labels else None
+    from zoo.loading.loaders import labels_of
+
+    labels = (spec.pretrained[tag].labels if tag and spec.pretrained[tag].labels else None) \
+        or labels_of(model)
     values, idx = probs.topk(min(top_k, probs.numel()))
     return [((labels[i] if labels else str(i)), float(v))
             for v, i in zip(values.tolist(), idx.tolist(), strict=True)]

@@ -376,10 +376,21 @@ def translate(model: Seq2SeqTransformer, text: str | list[str], *, beam: int = 1
     return outs[0] if isinstance(text, str) else outs
 
 
-def predict_translation(model, spec, tag, inputs, *, beam: int = 1, max_len: int = 64,
+def predict_translation(model, spec, tag, inputs, *, beam: int | None = None, max_len: int = 64,
                         **_options) -> str | list[str]:
-    """``zoo.predict`` entry for ("transformer", "translation"): text(s) in, text(s) out."""
-    return translate(model, inputs, beam=beam, max_len=max_len)
+    """``zoo.predict`` entry for ("transformer", "translation"): text(s) in, text(s) out.
+
+    ``beam`` 1 (the default for zoo's own models) is greedy. transformers translation
+    models (``marian.en-de``) decode with their repo's tokenizer and generation settings
+    (:func:`zoo.plugins.transformer.text.translate`; their ``num_beams`` unless ``beam``
+    is given).
+    """
+    from .text import hf_tokenizer
+    from .text import translate as hf_translate
+
+    if hf_tokenizer(model) is not None:
+        return hf_translate(model, inputs, beam=beam)
+    return translate(model, inputs, beam=beam or 1, max_len=max_len)
 
 
 def example_input(spec, tag=None) -> tuple:
@@ -395,4 +406,6 @@ def example_input(spec, tag=None) -> tuple:
     src = tensor_for(inp, high=vocab)
     if spec.builder_path.startswith(__name__ + ":"):
         return (src, tensor_for(inp, high=int(kw.get("tgt_vocab_size") or vocab)))
+    if spec.builder_path.endswith(".hf:marian"):   # transformers' (ids, mask, decoder ids)
+        return (src, torch.ones_like(src), tensor_for(inp, high=vocab))
     return (src,)

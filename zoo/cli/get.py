@@ -13,6 +13,7 @@ from zoo.cli.app import JsonOpt, _registry, app, handles_errors, heavy
 from zoo.cli.render import _json, _table, human_count
 from zoo.cli.status import namespace_wait, status
 from zoo.errors import UsageError
+from zoo.registry.spec import GFLOPS_CONVENTION, GFLOPS_NOTE
 
 
 def _quiet_library_warnings() -> None:
@@ -120,6 +121,8 @@ def get_cmd(
             raise UsageError(f"--save {save}: cannot write there ({e.strerror or e}); "
                              "choose a writable directory") from None
         summary["saved_to"] = str(out)
+    if "gflops" in summary:
+        summary["gflops_convention"] = GFLOPS_CONVENTION
     if as_json:
         return _json(summary)
     rows = [["module", summary["module"]],
@@ -129,7 +132,7 @@ def get_cmd(
     if "gflops" in summary:
         rows += [["input", str(summary["input_shape"])],
                  ["output", str(summary["output_shape"])],
-                 ["gflops", f"{summary['gflops']:.4g}"]]
+                 ["gflops", f"{summary['gflops']:.4g}  [{GFLOPS_NOTE}]"]]
     if save is not None:
         rows.append(["saved to", summary["saved_to"]])
     _table(["FIELD", label], rows)

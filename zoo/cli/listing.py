@@ -12,6 +12,7 @@ from zoo.cli.app import JsonOpt, _registry, app, handles_errors
 from zoo.cli.render import _check_choice, _json, _table, human_count
 from zoo.cli.status import namespace_wait, status
 from zoo.errors import UsageError
+from zoo.registry.spec import GFLOPS_NOTE
 
 
 @app.command("list")
@@ -63,13 +64,14 @@ def list_cmd(
         if not items:
             print("No trained models match.", file=sys.stderr)
             return
-        # No FAMILY column (the name and --family say it; --json has it): with it the
-        # table could not fit 100 columns. A data set's name is cut first to make room.
-        _table(["NAME", "TASK", "PARAMS", "DATASET", "METRICS"],
+        # No FAMILY or DATASET column (the name says one; --json and `zoo info` have both):
+        # with them the table could not fit 100 columns. On a terminal the task and source
+        # are cut first; piped output is whole.
+        _table(["NAME", "TASK", "PARAMS", "SOURCE", "METRICS"],
                [[f"{s.name}.{t}", s.task_for(t), human_count(s.params_for(t)),
-                 s.pretrained[t].dataset or "-",
+                 s.pretrained[t].source,
                  ", ".join(f"{k}={v:g}" for k, v in s.pretrained[t].metrics.items()) or "-"]
-                for s, t in items], floors={"DATASET": 12})
+                for s, t in items], floors={"TASK": 10, "SOURCE": 10})
         return
     specs = reg.list(pats, family=family, task=task, namespaces=namespaces)
     if task is not None and not specs:
@@ -83,7 +85,8 @@ def list_cmd(
         return
     _table(["NAME", "FAMILY", "TASK", "PARAMS", "PRETRAINED"],
            [[s.name, s.family, s.task, human_count(s.params),
-             ", ".join(s.trained_tags()) or "-"] for s in specs])
+             ", ".join(s.trained_tags()) or "-"] for s in specs],
+           floors={"FAMILY": 6, "TASK": 10})
 
 
 @app.command("info")
@@ -108,11 +111,18 @@ def info_cmd(
         return _json(data)
     title = data["name"] + (f".{data['tag']}" if data["tag"] else "")
     inp = data["input"]
+    sel = data.get("selected") or {}
+    # a trained model may do another task than its architecture (bert_base.uncased fills
+    # in masks; bert_base classifies)
+    task = sel.get("task") or data["task"]
+    demo = sel.get("demo") or sel.get("task") or data["demo"]
+    arch = f"  (architecture {data['name']}: {{}})"
     rows = [
         ["description", data["description"] or "-"],
+        *([["trained", sel["description"]]] if sel.get("description") else []),
         ["family", f"{data['family']} ({data['family_description'] or ''})".replace(" ()", "")],
-        ["task", data["task"]],
-        ["demo", data["demo"]],
+        ["task", task + (arch.format(data["task"]) if task != data["task"] else "")],
+        ["demo", demo + (arch.format(data["demo"]) if demo != data["demo"] else "")],
         ["paper", (data["paper"] or "-")
          + (f" <{data['paper_url']}>" if data["paper_url"] else "")],
         ["year", str(data["year"] or "-")],
@@ -153,11 +163,15 @@ def _size_rows(data: dict[str, Any]) -> list[list[str]]:
     arch = (fmt_params(data["params"]), fmt_gflops(data["gflops"]))
     sel = data.get("selected")
     if sel is None:
-        return [["params", arch[0]], ["gflops", arch[1]]]
-    own = (fmt_params(sel["params"]), fmt_gflops(sel["gflops"]))
-    return [[key, value + (f"  (architecture {name}: {base})" if value != base else "")]
-            for key, value, base, name in (("params", own[0], arch[0], data["name"]),
-                                           ("gflops", own[1], arch[1], data["name"]))]
+        rows = [["params", arch[0]], ["gflops", arch[1]]]
+    else:
+        own = (fmt_params(sel["params"]), fmt_gflops(sel["gflops"]))
+        rows = [[key, value + (f"  (architecture {name}: {base})" if value != base else "")]
+                for key, value, base, name in (("params", own[0], arch[0], data["name"]),
+                                               ("gflops", own[1], arch[1], data["name"]))]
+    if rows[1][1] != "-":
+        rows[1][1] += f"  [{GFLOPS_NOTE}]"
+    return rows
 
 
 def _fmt_input(inp: dict | None) -> str:

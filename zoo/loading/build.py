@@ -7,9 +7,11 @@ builds (no wrapper), in eval mode when trained weights were loaded.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,33 @@ FORMAT_VERSION = 1
 
 
 _BUILDERS: dict[str, Callable[..., Any]] = {}
+
+# The source of the weights that will replace a builder's random ones (see pending_source).
+_PENDING: contextvars.ContextVar[str | None] = contextvars.ContextVar("zoo_pending_source",
+                                                                       default=None)
+
+
+def pending_source() -> str | None:
+    """The pretrained source whose weights will be loaded into the model being built now.
+
+    ``None`` while an architecture is built with random weights (``zoo get NAME``). A
+    builder may skip its random initialisation when the loader it knows claims this
+    source (transformers builders do, for whole ``hf-hub:`` repos, which their loader
+    replaces): initialising GPT-2 medium takes seconds that loading then throws away.
+    """
+    return _PENDING.get()
+
+
+@contextlib.contextmanager
+def building_for(source: str | None) -> Iterator[None]:
+    """Builders called inside see :func:`pending_source` return ``source``: they build the
+    model as it is for those weights (without loading them; scripts/catalog_stats.py
+    measures trained models this way)."""
+    token = _PENDING.set(source)
+    try:
+        yield
+    finally:
+        _PENDING.reset(token)
 
 
 def builder_of(spec: ModelSpec) -> Callable[..., Any]:
@@ -65,7 +94,10 @@ def build(spec: ModelSpec, tag: str | None = None, **overrides: Any):
     # without, the catalog entry or its plugin is at fault.
     error = UsageError if overrides else BuildError
     try:
-        model = fn(**kwargs)
+        # an untagged build inside building_for() (catalog_stats) keeps the caller's source
+        with (building_for(spec.pretrained[tag].source) if tag is not None
+              else contextlib.nullcontext()):
+            model = fn(**kwargs)
     except TypeError as e:
         raise error(f"model '{spec.name}': builder rejected its arguments "
                     f"({e}); check the kwargs") from None
@@ -133,7 +165,12 @@ def _shapes(out: Any) -> Any:
 
 def summarize(model: Any, spec: ModelSpec | None = None, tag: str | None = None,
               args: tuple | None = None) -> dict[str, Any]:
-    """Parameter counts, and FLOPs and output shape of one forward pass."""
+    """Parameter counts, and FLOPs and output shape of one forward pass.
+
+    FLOPs are ``FlopCounterMode``'s: a multiply-add counts 2
+    (:data:`zoo.registry.spec.GFLOPS_CONVENTION`). Kernels it cannot see are switched
+    off while counting, so every architecture is counted the same way.
+    """
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -151,9 +188,18 @@ def summarize(model: Any, spec: ModelSpec | None = None, tag: str | None = None,
         # kernel computes the same result and is counted.
         from torch.nn.attention import SDPBackend, sdpa_kernel
 
-        with torch.inference_mode(), sdpa_kernel(SDPBackend.MATH), counter:
-            result = model(*args)
-        model.train(was_training)
+        # nn.MultiheadAttention's eval fast path (torch._native_multi_head_attention) is
+        # one opaque kernel too: torchvision's ViT-B/16 counted 22.5 GFLOPs with it,
+        # 35.1 without (its projections and attention were missing).
+        mha = torch.backends.mha
+        fastpath = mha.get_fastpath_enabled()
+        mha.set_fastpath_enabled(False)
+        try:
+            with torch.inference_mode(), sdpa_kernel(SDPBackend.MATH), counter:
+                result = model(*args)
+        finally:
+            mha.set_fastpath_enabled(fastpath)
+            model.train(was_training)
         out["input_shape"] = _shapes(args[0]) if len(args) == 1 else _shapes(list(args))
         out["output_shape"] = _shapes(result)
         out["gflops"] = counter.get_total_flops() / 1e9

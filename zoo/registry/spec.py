@@ -13,6 +13,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+#: How zoo counts GFLOPs, for ``zoo info``, ``zoo get`` and model cards to say beside the figure.
+GFLOPS_CONVENTION = ("GFLOPs of one forward pass as torch's FlopCounterMode counts them: a "
+                     "multiply-add is 2 FLOPs, so torchvision's and timm's tables, which count "
+                     "multiply-adds (MACs), show half these figures")
+#: The same, short enough for a table cell.
+GFLOPS_NOTE = "1 multiply-add = 2 FLOPs; MAC tables show half"
+
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]*(/[a-z0-9][a-z0-9_\-]*)?$")
 TAG_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 
