@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,15 @@ EXAMPLES = ROOT / "examples"
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+# The suite never reads or fills the user's own caches: what a developer happens to have
+# downloaded (a Hub model, torchvision weights) would change what zoo finds "on this
+# machine" and so the answers tests expect. Set before huggingface_hub and torch are
+# imported, since both read these variables at import; subprocesses inherit them.
+_CACHES = Path(tempfile.mkdtemp(prefix="zoo-test-caches-"))
+for _var, _sub in (("HF_HOME", "hf"), ("HF_HUB_CACHE", "hf/hub"), ("TORCH_HOME", "torch")):
+    os.environ[_var] = str(_CACHES / _sub)
+atexit.register(shutil.rmtree, _CACHES, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
