@@ -195,10 +195,10 @@ def test_demo_of_an_architecture_with_trained_tags_names_them_without_loading_an
 
 
 def test_demo_of_an_untrained_architecture_says_it_would_be_noise():
-    res = invoke("demo", "detr")
+    res = invoke("demo", "detr_compact")   # (detr has real weights since detr.coco)
     assert res.exit_code == 2
-    assert "'detr' has no trained weights" in res.stderr
-    assert "zoo finetune detr" in res.stderr and "--random-weights" in res.stderr
+    assert "'detr_compact' has no trained weights" in res.stderr
+    assert "zoo finetune detr_compact" in res.stderr and "--random-weights" in res.stderr
 
 
 def test_space_refuses_random_weights_unless_asked(tmp_path):
