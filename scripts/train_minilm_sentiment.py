@@ -78,7 +78,6 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                     help="also fit TF-IDF (1-2-grams) + logistic regression on the full 90 %%")
     args = ap.parse_args(argv)
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from peft import LoraConfig, get_peft_model
     from torch.nn.functional import cross_entropy
@@ -187,4 +186,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
 
 if __name__ == "__main__":
+    # Everything this script reads ships in installed packages; set here, not in main(),
+    # so a caller that runs main() in-process keeps its own environment.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     main()

@@ -33,7 +33,10 @@ def _isolated_zoo(tmp_path_factory, monkeypatch):
     """Each test starts with a fresh process-wide registry and its own catalog cache."""
     import zoo.registry
 
-    for var in ("ZOO_CATALOG", "ZOO_PLUGINS", "ZOO_DISABLE_PLUGINS", "ZOO_DEBUG"):
+    # Offline switches too: one test that sets them (a script run in-process) must not turn
+    # every later test offline.
+    for var in ("ZOO_CATALOG", "ZOO_PLUGINS", "ZOO_DISABLE_PLUGINS", "ZOO_DEBUG",
+                "ZOO_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "zoo-cache"))
     zoo.registry.reset_default()
