@@ -203,6 +203,7 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
                        max_length=max_length, text_column=text_column,
                        label_column=label_column)
         extra_kwargs: dict[str, Any] = dict(task.notes.get("kwargs", {}))
+        bundled: dict[str, str] = {}        # builder arguments that are files of `out`
         if "vocab" in task.notes:
             # A vocabulary learned from this data: the model is rebuilt to its size, and
             # the saved config points at the vocabulary file.
@@ -211,6 +212,7 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
             task.notes["vocab"].save(vocab_path)
             kw = {k: v for k, v in loaded.kwargs.items() if k != "vocab_size"}
             kw["vocab"] = str(vocab_path)
+            bundled["vocab"] = vocab_path.name  # so the folder loads after a move too
             torch.manual_seed(seed)
             loaded.model = rebuild(loaded, kw, keep_weights=False, head=None)
             loaded.kwargs = kw
@@ -346,7 +348,8 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
                                    "technique": technique, "base_model": os.fspath(model),
                                    "dataset": task.name,
                                    "finetune": {k: v for k, v in info.items()
-                                                if k != "technique"}})
+                                                if k != "technique"},
+                                   **({"files": bundled} if bundled else {})})
             with writing(out / report.METRICS_FILE, kept=kept):
                 report.write_metrics(out, {
                     "model": os.fspath(model), "data": task.name, "labels": task.labels,
