@@ -8,12 +8,15 @@ second. The model itself is built by :meth:`Target.build`, once, when a demo nee
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from zoo.errors import UsageError
-from zoo.registry.spec import FrozenDict, InputSpec, ModelSpec, PretrainedSpec, freeze
+from zoo.registry.spec import TAG_RE, FrozenDict, InputSpec, ModelSpec, PretrainedSpec, freeze
+
+_LICENSE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -132,47 +135,35 @@ def require_trained(target: Target, *, command: str = "zoo demo") -> None:
                      f"then {command} DIR), or pass --random-weights to try it untrained")
 
 
-def _input_spec(data: dict[str, Any] | None) -> InputSpec | None:
-    if not data:
-        return None
-    fields = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items()
-              if k in InputSpec.__dataclass_fields__}
-    return InputSpec(**fields)
-
-
 def _from_directory(d: Path) -> Target:
-    from zoo.loading.build import CONFIG_FILE, WEIGHTS_FILE, read_config
-    from zoo.registry import default_registry
+    """A Target for a saved directory: its catalog entry, with the directory's labels,
+    input and weights, each checked as :func:`zoo.loading.build.load_dir` checks them."""
+    from zoo.loading.build import CONFIG_FILE, WEIGHTS_FILE, read_config, trusted_spec
+    from zoo.loading.trust import inside, saved_input, saved_labels
 
     if not d.is_dir():
         raise UsageError(f"{d}: no such directory; give NAME[.TAG] or a directory made by "
                          "'zoo get NAME --save DIR'")
     config = read_config(d)
-    reg = default_registry()
-    name = config.get("name") or d.name
-    tag = config.get("tag") or "saved"
-    inp = _input_spec(config.get("input"))
+    where = str(d / CONFIG_FILE)
+    base, _builder = trusted_spec(d, config)
+    raw_tag = config.get("tag")
+    tag = raw_tag if isinstance(raw_tag, str) and TAG_RE.match(raw_tag) else "saved"
+    inp = saved_input(config, where)
+    labels = saved_labels(config, where)
+    weights = inside(d, config.get("weights", WEIGHTS_FILE), "'weights'")
+    demo = config.get("demo")
+    demo = demo if isinstance(demo, str) and TAG_RE.match(demo) else None
+    license_ = config.get("license")
     pre = PretrainedSpec(
-        tag=tag, source=f"file:{d / config.get('weights', WEIGHTS_FILE)}",
-        sha256=config.get("sha256"), kwargs=freeze(config.get("kwargs") or {}),
-        labels=tuple(config["labels"]) if config.get("labels") else None, input=inp,
-        license=config.get("license"))
-    if name in reg:
-        base = reg.spec(name)
-        spec = replace(base, pretrained=FrozenDict({tag: pre}),
-                       demo=config.get("demo") or base.demo, input=inp or base.input)
-    else:
-        task = config.get("demo") or config.get("task")
-        if not task:
-            raise UsageError(f"{d / CONFIG_FILE}: names no task or demo; the directory is "
-                             "damaged or was made by an old zoo")
-        spec = ModelSpec(name=str(name).lower(), family=config.get("family") or "unknown",
-                         task=config.get("task") or task, demo=config.get("demo"),
-                         builder=config["builder"], kwargs=freeze(config.get("kwargs") or {}),
-                         input=inp, license=config.get("license"),
-                         pretrained=FrozenDict({tag: pre}), plugin=config.get("plugin"))
+        tag=tag, source=f"file:{weights}",
+        sha256=config.get("sha256") if isinstance(config.get("sha256"), str) else None,
+        kwargs=freeze(config["kwargs"]), labels=tuple(labels) if labels else None, input=inp,
+        license=license_ if isinstance(license_, str) and _LICENSE_RE.match(license_) else None)
+    spec = replace(base, pretrained=FrozenDict({tag: pre}), demo=demo or base.demo,
+                   input=inp or base.input)
     # the model's own name reads better in titles (an exported Space's path means nothing)
-    label = f"{name}.{config['tag']}" if config.get("name") and config.get("tag") else str(d)
+    label = f"{base.name}.{raw_tag}" if tag == raw_tag else str(d)
     return Target(label=label, spec=spec, tag=tag, directory=d)
 
 

@@ -36,6 +36,7 @@ from zoo.finetune.model import fit_head, head_of, load_model, precompute_feature
 from zoo.finetune.outputs import writing
 from zoo.finetune.run import (
     Result,
+    check_nothing_to_replace,
     check_out,
     check_run_space,
     check_space_for_weights,
@@ -186,6 +187,7 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
         if out.exists() and (out / CHECKPOINT).exists() and not (resume or overwrite):
             raise UsageError(f"{out}: holds a checkpoint of an earlier run; pass --resume to "
                              "continue it, or choose another --out")
+        check_nothing_to_replace(out, resume=resume, overwrite=overwrite)
         if dist.main:
             out.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(seed)

@@ -165,6 +165,15 @@ def _shapes(out: Any) -> Any:
     return type(out).__name__
 
 
+def example_shape(spec: ModelSpec, tag: str | None = None) -> Any:
+    """The shape(s) of :func:`example_input`, for messages (``"?"`` if it cannot be made)."""
+    try:
+        args = example_input(spec, tag)
+    except Exception:  # noqa: BLE001 - only ever used inside an error message
+        return "?"
+    return _shapes(args[0]) if len(args) == 1 else _shapes(list(args))
+
+
 def summarize(model: Any, spec: ModelSpec | None = None, tag: str | None = None,
               args: tuple | None = None) -> dict[str, Any]:
     """Parameter counts, and FLOPs and output shape of one forward pass.

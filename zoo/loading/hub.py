@@ -235,18 +235,25 @@ def snapshot(ref: str) -> Path:
     cfg_path = hub_file(repo, ["config.json"], rev, what=what)
     snap = cfg_path.parent
     commit = snap.name                      # snapshots/<commit>/config.json
+    from zoo.loading.build import read_config
+
     try:
-        config = json.loads(cfg_path.read_text())
-    except (OSError, ValueError) as e:
-        raise WeightsError(f"{what}: config.json is unreadable ({e}); the repo is damaged"
-                           ) from None
-    if not isinstance(config, dict) or "builder" not in config or "kwargs" not in config:
+        config = read_config(snap)
+    except UsageError as e:
+        if "missing 'builder'" not in str(e) and "missing 'kwargs'" not in str(e):
+            raise WeightsError(f"{what}: {e}") from None
+        config = None
+    if config is None:
         raise WeightsError(f"{what}: not a zoo model (its config.json has no 'builder'); "
                            "publish it with 'zoo publish', or load its weights through a "
                            f"catalog entry with source = \"hf-hub:{repo}/FILE\"")
-    weights = str(config.get("weights") or "model.safetensors")
-    hub_file(repo, [weights], commit, what=what)
+    weights = config.get("weights") or "model.safetensors"
     assets = config.get("assets") or {}
+    if not isinstance(weights, str) or not isinstance(assets, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in assets.items()):
+        raise WeightsError(f"{what}: config.json's 'weights' must be a file name and 'assets' "
+                           "a table of file names to sha256 strings; the repo is damaged")
+    hub_file(repo, [weights], commit, what=what)
     for rel, sha in assets.items():
         p = hub_file(repo, [rel], commit, what=what)
         if sha and sha256_of(p) != sha:

