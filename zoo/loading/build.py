@@ -398,4 +398,5 @@ def _check_module(model: Any, who: str) -> None:
 
     if not isinstance(model, nn.Module):
         raise BuildError(f"{who} returned a {type(model).__name__}, not a torch.nn.Module; "
-                         "the plugin that declares it is broken (report it to its author)")
+                         "the catalog entry or plugin that declares it is broken (report it "
+                         "to its author)")

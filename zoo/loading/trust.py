@@ -243,8 +243,9 @@ def checked_kwargs(directory: str | os.PathLike[str], config: Mapping[str, Any],
             value = found
         out[key] = value
     for key, rel in files.items():
-        if not (key in named or (key in declared
-                                 and any(isinstance(v, str) for v in declared[key]))):
+        # a file argument: declared as a string, or (undeclared) named by the builder
+        if not (any(isinstance(v, str) for v in declared[key]) if key in declared
+                else key in named):
             raise UsageError(f"{cfg}: files.{key} is not a file argument of '{spec.name}' "
                              f"(its catalog entry and builder name none such); {DAMAGED}")
         out[key] = str(inside(d, rel, f"files.{key}", root=root))
