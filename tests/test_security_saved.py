@@ -274,3 +274,29 @@ def test_h10_an_exception_in_the_summary_forward_pass_is_one_line(tmp_path):
     assert res.exit_code == 2 and len(err.splitlines()) == 1, (err, repr(res.exception))
     assert "one forward pass on its declared input [1, 64] failed" in err, err
     assert "nothing was saved" in err and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("edit", "says"), [
+    ({"labels": 12}, "'labels' must be a list of class names"),
+    ({"labels": {"cat": 0, "dog": 1}}, "'labels' must be a list of class names"),
+    ({"labels": ["a", "a"]}, "names a class twice"),
+    ({"input": "big"}, "'input' must be a table"),
+    ({"input": {"size": [10 ** 6, 10 ** 6]}}, "'input' size must be"),
+    ({"input": {"size": [1, 32, 32], "dtype": "object"}}, "'input' dtype must be"),
+])
+def test_h10_crafted_labels_and_input_are_one_line_where_they_are_used(tmp_path, edit, says):
+    """zoo finetune and zoo demo read a saved model's labels and input spec."""
+    spec, tag = zoo.api.spec("lenet5.digits")
+    d = build.save(zoo.get("lenet5.digits"), tmp_path / "model", spec=spec, tag=tag)
+    config = json.loads((d / "config.json").read_text())
+    config.update(edit)
+    (d / "config.json").write_text(json.dumps(config))
+    res = CliRunner().invoke(app, ["finetune", str(d), "--data", "digits", "--out",
+                                   str(tmp_path / "out"), "--epochs", "1", "--limit", "32"])
+    _refused(res, says)
+    assert not (tmp_path / "out").exists()
+    from zoo.demos.targets import resolve
+    from zoo.errors import UsageError
+
+    with pytest.raises(UsageError, match=says.replace("(", r"\(").replace("'", "'")):
+        resolve(str(d))
