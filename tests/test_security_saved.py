@@ -215,7 +215,7 @@ def test_h10_config_json_that_is_a_fifo_or_huge_is_refused(pristine, tmp_path):
     _refused_any(CliRunner().invoke(app, ["get", str(d)]), "not a regular file")
     (d / "config.json").unlink()
     with open(d / "config.json", "wb") as f:
-        f.truncate(5 << 20)                    # sparse: 5 MiB of zeros, no disk used
+        f.truncate(17 << 20)                   # sparse: 17 MiB of zeros, no disk used
     _refused_any(CliRunner().invoke(app, ["get", str(d)]), "more than a model's config")
 
 

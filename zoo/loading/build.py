@@ -270,7 +270,7 @@ def save(model: Any, directory: str | os.PathLike[str], *, spec: ModelSpec,
     return target
 
 
-MAX_CONFIG_BYTES = 4 << 20       # a config.json is a few KiB; refuse a huge or endless one
+MAX_CONFIG_BYTES = 16 * 2**20      # label lists of tens of thousands of classes fit
 
 
 def read_config(directory: str | os.PathLike[str]) -> dict[str, Any]:
