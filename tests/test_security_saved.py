@@ -107,6 +107,7 @@ def test_h1_saved_dir_cannot_pass_transformers_config_keys(pristine, tmp_path, k
 @pytest.mark.parametrize(("which", "key", "value", "why"), [
     ("bert", "num_classes", True, "must be an integer"),        # bool is not int
     ("bert", "num_classes", 2.5, "must be an integer"),
+    ("bert", "num_classes", 10 ** 400, "must be an integer"),   # JSON has no size limit
     ("bert", "hidden_size", "128", "must be an integer"),
     ("timm", "model_name", ["resnet50"], "must be a string"),
     ("timm", "model_name", "resnet50", "neither the catalog's value"),
