@@ -15,6 +15,7 @@ from typing import Any
 
 from zoo.errors import UsageError
 
+from . import serving
 from .base import Adapter, concurrency, gradio
 from .targets import Target, resolve
 
@@ -58,11 +59,15 @@ def build_demo(name_or_dir: Any, *, lazy: bool = False):
 
 def launch(demo: Any, *, host: str = "127.0.0.1", port: int | None = None,
            share: bool = False, block: bool = True, quiet: bool = True) -> str:
-    """Start serving ``demo``; return its local URL (blocks until Ctrl-C when ``block``)."""
+    """Start serving ``demo``; return its local URL (blocks until Ctrl-C when ``block``).
+
+    JSON request bodies are capped (:mod:`zoo.demos.serving`); uploads are capped at
+    :data:`MAX_FILE_SIZE` and kept in a folder only this user can read.
+    """
     _app, url, share_url = demo.launch(
         server_name=host, server_port=port, share=share, prevent_thread_lock=True,
         quiet=quiet, show_error=False, max_file_size=MAX_FILE_SIZE, ssr_mode=False,
-        footer_links=["api"])
+        footer_links=["api"], app_kwargs=serving.app_kwargs())
     print(f"Serving on {url}" + (f"  (public: {share_url})" if share_url else ""), flush=True)
     if block:
         try:

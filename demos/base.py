@@ -17,6 +17,7 @@ input. Nothing here imports torch or gradio at module import time.
 
 from __future__ import annotations
 
+import html
 import inspect
 import os
 import sys
@@ -29,6 +30,7 @@ from typing import Any
 
 from zoo.errors import UsageError, ZooError
 
+from .serving import DELETE_CACHE
 from .targets import Target, resolve
 
 EXAMPLES_DIR = Path(__file__).with_name("examples")
@@ -44,8 +46,12 @@ class DemoInputError(UsageError):
 
 
 def gradio():
-    """Import gradio with analytics off (no traffic leaves the machine)."""
+    """Import gradio with analytics off (no traffic leaves the machine) and uploads in a
+    folder only this user can read (:func:`zoo.demos.serving.private_upload_dir`)."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from .serving import private_upload_dir
+
+    private_upload_dir()
     import gradio as gr
 
     return gr
@@ -159,22 +165,28 @@ class Adapter:
         return None
 
     def title(self) -> str:
+        """The page heading. Gradio puts it inside HTML: it is escaped, since a label can
+        come from a directory's name or config (``<img onerror=...>``)."""
         assert self.target is not None
-        return f"{self.target.label} · {self.task}"
+        return html.escape(f"{self.target.label} · {self.task}")
 
     def description(self) -> str:
         t = self.target
         assert t is not None
         parts = []
         if t.spec.description:
-            parts.append(t.spec.description + ".")
+            parts.append(_md(t.spec.description) + ".")
         if t.spec.paper:
-            parts.append(f"Paper: {t.spec.paper}." if not t.spec.paper_url
-                         else f"Paper: [{t.spec.paper}]({t.spec.paper_url}).")
+            url = t.spec.paper_url
+            linkable = isinstance(url, str) and url.startswith(("https://", "http://")) \
+                and not any(c in url for c in " ()<>\"'")
+            parts.append(f"Paper: [{_md(t.spec.paper)}]({url})." if linkable
+                         else f"Paper: {_md(t.spec.paper)}.")
         pre = t.spec.pretrained.get(t.tag) if t.tag else None
         if pre is not None and pre.metrics:
-            parts.append("Metrics: " + ", ".join(f"{k} = {v:g}" for k, v in pre.metrics.items())
-                         + (f" on {pre.dataset}." if pre.dataset else "."))
+            parts.append("Metrics: " + ", ".join(f"{_md(k)} = {v:g}"
+                                                 for k, v in pre.metrics.items())
+                         + (f" on {_md(pre.dataset)}." if pre.dataset else "."))
         if t.tag is None:
             parts.append("**Random weights** (architecture only): answers are meaningless.")
         if self.hint:
@@ -189,7 +201,7 @@ class Adapter:
             outputs=self.outputs(),
             examples=self.examples(), cache_examples=False, title=self.title(),
             description=self.description(), flagging_mode="never", api_name=api_name,
-            submit_btn="Submit", time_limit=None)
+            submit_btn="Submit", time_limit=None, delete_cache=DELETE_CACHE)
 
     # -- requests ---------------------------------------------------------------------
 
@@ -218,6 +230,14 @@ class Adapter:
 
     def run(self, model: Any, *values: Any) -> Any:
         raise NotImplementedError
+
+
+def _md(text: Any) -> str:
+    """Catalog text shown as Markdown: no HTML, no links or images of its own."""
+    out = html.escape(str(text), quote=False)
+    for c in "[]!`":
+        out = out.replace(c, "\\" + c)
+    return out
 
 
 # -- input components ----------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Any
 from zoo.errors import UsageError
 
 from .base import Adapter, concurrency, gradio
+from .serving import DELETE_CACHE
 from .targets import Target, trained_targets
 
 
@@ -84,7 +85,7 @@ def build_gallery(patterns: list[str] | tuple[str, ...] = (),
     """A ``gr.Blocks`` with one tab per model, queue set; models load on first use."""
     gr = gradio()
     adapters = adapters if adapters is not None else gallery_adapters(patterns)
-    with gr.Blocks(title="zoo gallery") as demo:
+    with gr.Blocks(title="zoo gallery", delete_cache=DELETE_CACHE) as demo:
         gr.Markdown(f"# zoo gallery\n{len(adapters)} trained models. Each loads on first use.")
         with gr.Tabs():
             for a in adapters:

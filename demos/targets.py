@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import UsageError
-from zoo.registry.spec import FrozenDict, InputSpec, ModelSpec, PretrainedSpec, freeze
+from zoo.registry.spec import (
+    NAME_RE,
+    TAG_RE,
+    FrozenDict,
+    InputSpec,
+    ModelSpec,
+    PretrainedSpec,
+    freeze,
+)
 
 
 @dataclass(frozen=True)
@@ -132,48 +140,62 @@ def require_trained(target: Target, *, command: str = "zoo demo") -> None:
                      f"then {command} DIR), or pass --random-weights to try it untrained")
 
 
-def _input_spec(data: dict[str, Any] | None) -> InputSpec | None:
-    if not data:
-        return None
-    fields = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items()
-              if k in InputSpec.__dataclass_fields__}
-    return InputSpec(**fields)
-
-
 def _from_directory(d: Path) -> Target:
+    """A Target for a saved directory: its catalog entry (or, for a model no installed
+    catalog declares, a description made from its config, which cannot be built), with the
+    directory's labels and input spec, each checked as :func:`zoo.loading.build.load_dir`
+    checks them. Building goes through ``load_dir``, which checks everything else."""
     from zoo.loading.build import CONFIG_FILE, WEIGHTS_FILE, read_config
+    from zoo.loading.trust import saved_input, saved_labels
     from zoo.registry import default_registry
 
     if not d.is_dir():
         raise UsageError(f"{d}: no such directory; give NAME[.TAG] or a directory made by "
                          "'zoo get NAME --save DIR'")
     config = read_config(d)
+    where = str(d / CONFIG_FILE)
     reg = default_registry()
-    name = config.get("name") or d.name
-    tag = config.get("tag") or "saved"
-    inp = _input_spec(config.get("input"))
+    raw_name, raw_tag = config.get("name"), config.get("tag")
+    known = isinstance(raw_name, str) and raw_name in reg
+    tag = raw_tag if isinstance(raw_tag, str) and TAG_RE.match(raw_tag) else "saved"
+    inp = saved_input(config, where)
+    labels = saved_labels(config, where)
+    weights = config.get("weights") if isinstance(config.get("weights"), str) else WEIGHTS_FILE
+    demo = _word(config.get("demo"))
+    license_ = config.get("license")            # data: quoted or validated where written
     pre = PretrainedSpec(
-        tag=tag, source=f"file:{d / config.get('weights', WEIGHTS_FILE)}",
-        sha256=config.get("sha256"), kwargs=freeze(config.get("kwargs") or {}),
-        labels=tuple(config["labels"]) if config.get("labels") else None, input=inp,
-        license=config.get("license"))
-    if name in reg:
-        base = reg.spec(name)
-        spec = replace(base, pretrained=FrozenDict({tag: pre}),
-                       demo=config.get("demo") or base.demo, input=inp or base.input)
+        tag=tag, source=f"file:{d / weights}",
+        sha256=config.get("sha256") if isinstance(config.get("sha256"), str) else None,
+        kwargs=freeze(config["kwargs"]), labels=tuple(labels) if labels else None, input=inp,
+        license=license_ if isinstance(license_, str) else None)
+    if known:
+        base = reg.spec(raw_name)
+        spec = replace(base, pretrained=FrozenDict({tag: pre}), demo=demo or base.demo,
+                       input=inp or base.input)
+        name = base.name
     else:
-        task = config.get("demo") or config.get("task")
+        task = demo or _word(config.get("task"))
         if not task:
-            raise UsageError(f"{d / CONFIG_FILE}: names no task or demo; the directory is "
-                             "damaged or was made by an old zoo")
-        spec = ModelSpec(name=str(name).lower(), family=config.get("family") or "unknown",
-                         task=config.get("task") or task, demo=config.get("demo"),
-                         builder=config["builder"], kwargs=freeze(config.get("kwargs") or {}),
-                         input=inp, license=config.get("license"),
-                         pretrained=FrozenDict({tag: pre}), plugin=config.get("plugin"))
+            raise UsageError(f"{where}: names no task or demo; the directory is damaged or "
+                             "was made by an old zoo")
+        name = raw_name.lower() if isinstance(raw_name, str) and NAME_RE.match(
+            raw_name.lower()) else "unknown"
+        builder = config["builder"] if isinstance(config["builder"], str) else "<unknown>"
+        spec = ModelSpec(name=name, family=_word(config.get("family")) or "unknown",
+                         task=_word(config.get("task")) or task, demo=demo, builder=builder,
+                         kwargs=freeze(config["kwargs"]), input=inp,
+                         license=license_ if isinstance(license_, str) else None,
+                         pretrained=FrozenDict({tag: pre}),
+                         plugin=config.get("plugin") if isinstance(config.get("plugin"), str)
+                         else None)
     # the model's own name reads better in titles (an exported Space's path means nothing)
-    label = f"{name}.{config['tag']}" if config.get("name") and config.get("tag") else str(d)
+    label = f"{name}.{raw_tag}" if name != "unknown" and tag == raw_tag else str(d)
     return Target(label=label, spec=spec, tag=tag, directory=d)
+
+
+def _word(value: object) -> str | None:
+    """A task, demo or family name from a config: a lowercase word, else ``None``."""
+    return value if isinstance(value, str) and TAG_RE.match(value) else None
 
 
 def trained_targets(patterns: list[str] | tuple[str, ...] = ()) -> list[Target]:

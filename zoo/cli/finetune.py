@@ -94,7 +94,8 @@ def finetune_cmd(
     resume: Annotated[bool, typer.Option(
         "--resume", help="Continue from DIR/checkpoints/last.pt.")] = False,
     overwrite: Annotated[bool, typer.Option(
-        "--overwrite", help="Start over even if DIR holds a checkpoint.")] = False,
+        "--overwrite",
+        help="Start over even if DIR holds a checkpoint, model or metrics.")] = False,
     nproc: Annotated[int, typer.Option(
         "--nproc", help="Data-parallel processes on this machine (torch.distributed).")] = 1,
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",

@@ -12,7 +12,7 @@ import typer
 from zoo.cli.app import JsonOpt, _registry, app, handles_errors, heavy
 from zoo.cli.render import _json, _table, human_count
 from zoo.cli.status import namespace_wait, status
-from zoo.errors import UsageError
+from zoo.errors import UsageError, ZooError
 from zoo.registry.spec import GFLOPS_CONVENTION, GFLOPS_NOTE
 
 
@@ -37,8 +37,16 @@ def _parse_kwargs(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
-def _check_writable_dir(path: Path) -> None:
-    """Fail early when ``path`` cannot become a directory (a file in the way, no parent)."""
+def _check_writable_dir(path: Path, *, overwrite: bool = False) -> None:
+    """Fail early when ``path`` cannot become a directory (a file in the way, no parent),
+    or already holds a model that only ``--overwrite`` may replace."""
+    from zoo.loading.build import CONFIG_FILE, WEIGHTS_FILE
+
+    held = [n for n in (CONFIG_FILE, WEIGHTS_FILE) if (path / n).exists()] \
+        if path.is_dir() else []
+    if held and not overwrite:
+        raise UsageError(f"--save {path}: already holds a saved model ({', '.join(held)}); "
+                         "pass --overwrite to replace it, or choose another --save path")
     probe = path
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
@@ -46,6 +54,27 @@ def _check_writable_dir(path: Path) -> None:
         raise UsageError(f"--save {path}: '{probe}' is not a directory; choose another path")
     if not os.access(probe, os.W_OK):
         raise UsageError(f"--save {path}: '{probe}' is not writable; choose another path")
+
+
+def _summary(build, model, spec, tag, label: str, *, blame_user: bool) -> dict[str, Any]:
+    """One forward pass on the declared input; a model that fails it is one line, and
+    nothing is saved."""
+    from zoo.errors import BuildError
+
+    try:
+        return build.summarize(model, spec, tag)
+    except ZooError:
+        raise
+    except Exception as e:  # noqa: BLE001 - the model's own complaint, shown in one line
+        why = " ".join(str(e).split())[:200]
+        shape = build.example_shape(spec, tag)
+        hint = ("the --kwarg values change what the model takes; build it without them or "
+                "feed it yourself with zoo.get()" if blame_user else
+                "the model does not fit its catalog entry's input; report it to its plugin")
+        error = UsageError if blame_user else BuildError
+        raise error(f"{label}: built, but one forward pass on its declared input {shape} "
+                    f"failed ({type(e).__name__}: {why}); {hint}; nothing was saved"
+                    ) from None
 
 
 @app.command("get")
@@ -59,6 +88,8 @@ def get_cmd(
     kwarg: Annotated[list[str] | None, typer.Option(
         "--kwarg", "-k", help="Builder argument KEY=VALUE (repeatable).",
         metavar="KEY=VALUE")] = None,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Let --save replace the model already in DIR.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Build a model (with weights for NAME.TAG) and summarise one forward pass.
@@ -78,9 +109,8 @@ def get_cmd(
     _quiet_library_warnings()
     kwargs = _parse_kwargs(kwarg or [])
     if save is not None:
-        _check_writable_dir(save)       # before building, which can take a while
+        _check_writable_dir(save, overwrite=overwrite)  # before building, which takes a while
     reg = _registry()
-    args = None
     if name.startswith(HUB_PREFIX) or _looks_like_dir(name):
         if save is not None or kwargs:
             raise UsageError(f"{name} is a saved model: it is rebuilt from its config, so "
@@ -93,12 +123,10 @@ def get_cmd(
         status(f"Loading the saved model {name} and running one forward pass...")
         model = build.load_dir(directory)
         cfg = build.read_config(directory)
-        known = cfg.get("name") in reg
-        spec, tag = (reg.spec(cfg["name"]), cfg.get("tag")) if known else (None, None)
-        if spec is None and cfg.get("input"):
-            from zoo.registry.catalog import _input
+        from zoo.loading.trust import saved_tag
 
-            args = (build.tensor_for(_input(cfg["input"])),)
+        spec, _builder = build.trusted_spec(directory, cfg)
+        tag = saved_tag(cfg, spec, str(Path(directory) / build.CONFIG_FILE))
         label, weights = name, f"{name} (saved)"
     else:
         namespace_wait(reg, [name])
@@ -110,7 +138,7 @@ def get_cmd(
         model = build.build(spec, tag, **kwargs)
         label = spec.name + (f".{tag}" if tag else "")
         weights = spec.pretrained[tag].source if tag else "random"
-    summary = build.summarize(model, spec, tag, args=args)
+    summary = _summary(build, model, spec, tag, label, blame_user=bool(kwargs))
     summary["name"] = label
     summary["weights"] = weights
     if save is not None:

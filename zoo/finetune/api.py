@@ -36,6 +36,7 @@ from zoo.finetune.model import fit_head, head_of, load_model, precompute_feature
 from zoo.finetune.outputs import writing
 from zoo.finetune.run import (
     Result,
+    check_nothing_to_replace,
     check_out,
     check_run_space,
     check_space_for_weights,
@@ -186,6 +187,7 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
         if out.exists() and (out / CHECKPOINT).exists() and not (resume or overwrite):
             raise UsageError(f"{out}: holds a checkpoint of an earlier run; pass --resume to "
                              "continue it, or choose another --out")
+        check_nothing_to_replace(out, resume=resume, overwrite=overwrite)
         if dist.main:
             out.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(seed)
@@ -203,6 +205,7 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
                        max_length=max_length, text_column=text_column,
                        label_column=label_column)
         extra_kwargs: dict[str, Any] = dict(task.notes.get("kwargs", {}))
+        bundled: dict[str, str] = {}        # builder arguments that are files of `out`
         if "vocab" in task.notes:
             # A vocabulary learned from this data: the model is rebuilt to its size, and
             # the saved config points at the vocabulary file.
@@ -211,6 +214,7 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
             task.notes["vocab"].save(vocab_path)
             kw = {k: v for k, v in loaded.kwargs.items() if k != "vocab_size"}
             kw["vocab"] = str(vocab_path)
+            bundled["vocab"] = vocab_path.name  # so the folder loads after a move too
             torch.manual_seed(seed)
             loaded.model = rebuild(loaded, kw, keep_weights=False, head=None)
             loaded.kwargs = kw
@@ -346,7 +350,8 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
                                    "technique": technique, "base_model": os.fspath(model),
                                    "dataset": task.name,
                                    "finetune": {k: v for k, v in info.items()
-                                                if k != "technique"}})
+                                                if k != "technique"},
+                                   **({"files": bundled} if bundled else {})})
             with writing(out / report.METRICS_FILE, kept=kept):
                 report.write_metrics(out, {
                     "model": os.fspath(model), "data": task.name, "labels": task.labels,

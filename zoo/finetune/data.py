@@ -20,7 +20,6 @@ Data sources (``data=``):
 from __future__ import annotations
 
 import csv
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -182,28 +181,9 @@ def load_sentiment() -> tuple[list[str], list[str]]:
 
 
 def _read_table(path: Path, text_column: str, label_column: str) -> tuple[list[str], list[str]]:
-    rows: list[dict[str, Any]]
-    if path.suffix.lower() in (".jsonl", ".json"):
-        rows = []
-        with open(path, encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except ValueError:
-                        raise UsageError(f"{path}:{n}: not a JSON object; a .jsonl file has "
-                                         "one object per line") from None
-    else:
-        with open(path, encoding="utf-8-sig", newline="") as fh:
-            rows = list(csv.DictReader(fh))
-    if not rows:
-        raise UsageError(f"{path}: has no rows; give a file with a header and data")
-    columns = list(rows[0])
-    for col, opt in ((text_column, "--text-column"), (label_column, "--label-column")):
-        if col not in columns:
-            raise UsageError(f"{path}: no '{col}' column (columns: {', '.join(columns)}); "
-                             f"name the right one with {opt}")
-    return [str(r[text_column]) for r in rows], [str(r[label_column]).strip() for r in rows]
+    from zoo.finetune.tabular import read_table
+
+    return read_table(path, text_column, label_column)
 
 
 def _read_folder(path: Path) -> tuple[list[Path], list[str]]:
@@ -353,6 +333,11 @@ def prepare(data: str | os.PathLike[str], model, spec, tag: str | None = None, *
                          f"{want} input; pick a {want} model or {want} data")
     if names is None:
         names = sorted(set(labels))
+        if len(names) == 1:
+            # one class "trains" to accuracy 1.0 and learns nothing
+            raise UsageError(f"data '{data}' holds one class only ({names[0]!r}"
+                             + (", one sub-folder)" if kind == "imagefiles" else ")")
+                             + "; a classifier needs examples of two or more classes")
     name = os.fspath(data)
     if kind == "graph":
         return _prepare_graph(samples, labels, names, name)

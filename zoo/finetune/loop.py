@@ -164,7 +164,10 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """The checkpoint at ``path``, checked (see :mod:`zoo.finetune.resume`)."""
+    from zoo.finetune.resume import read_checkpoint
+
+    return read_checkpoint(path)
 
 
 def interrupted_message(ckpt_path: Path | None, epoch: int, saved: int | None) -> str:
@@ -235,14 +238,12 @@ def train(model, data: TaskData, cfg: TrainConfig, *, optimizer, scheduler, out:
         if fingerprint is not None and ck.get("fingerprint") != fingerprint:
             from zoo.errors import UsageError
 
-            diff = sorted(k for k in fingerprint
-                          if ck.get("fingerprint", {}).get(k) != fingerprint[k])
+            diff = sorted(k for k in fingerprint if ck["fingerprint"].get(k) != fingerprint[k])
             raise UsageError(f"{ckpt_path}: was written with other settings ({', '.join(diff)}); "
                              "resume with the same options, or drop --resume to start over")
-        model.load_state_dict(ck["model"])
-        optimizer.load_state_dict(ck["optimizer"])
-        scheduler.load_state_dict(ck["scheduler"])
-        torch.set_rng_state(ck["rng"])
+        from zoo.finetune.resume import restore
+
+        restore(ckpt_path, ck, model=model, optimizer=optimizer, scheduler=scheduler)
         history = list(ck["history"])
         best = dict(ck["best"])
         saved = int(ck["epoch"])

@@ -27,24 +27,22 @@ def load_model(ref: str | os.PathLike[str]) -> Loaded:
     from zoo.api import _looks_like_dir
     from zoo.api import spec as resolve
     from zoo.loading import build
-    from zoo.registry import default_registry
-    from zoo.registry.spec import InputSpec
 
     text = os.fspath(ref)
     if _looks_like_dir(text):
         if not Path(text).is_dir():
             raise UsageError(f"{text}: no such model directory")
+        from zoo.loading.trust import checked_kwargs, saved_input, saved_labels
+
+        model = build.load_dir(text)        # refuses a config the catalog does not allow
         cfg = build.read_config(text)
-        reg = default_registry()
-        if cfg.get("name") not in reg:
-            raise UsageError(f"{text}: made from model '{cfg.get('name')}', which is not in "
-                             "the catalog; install its plugin")
-        spec = reg.spec(cfg["name"])
-        if cfg.get("input"):
-            spec = replace(spec, input=InputSpec(**{k: tuple(v) if isinstance(v, list) else v
-                                                    for k, v in cfg["input"].items()}))
-        model = build.load_dir(text)
-        return Loaded(model, spec, None, dict(cfg["kwargs"]), cfg.get("labels"), True, text)
+        spec, fn = build.trusted_spec(text, cfg)
+        where = str(Path(text) / build.CONFIG_FILE)
+        inp = saved_input(cfg, where)
+        if inp is not None:
+            spec = replace(spec, input=inp)
+        return Loaded(model, spec, None, checked_kwargs(text, cfg, spec, fn),
+                      saved_labels(cfg, where), True, text)
     spec, tag = resolve(text)
     model = build.build(spec, tag)
     labels = list(spec.pretrained[tag].labels) if tag and spec.pretrained[tag].labels else None

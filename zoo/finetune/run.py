@@ -149,6 +149,28 @@ def _interrupted_outside_training(out: Path) -> str:
     return "interrupted before the first checkpoint; nothing to resume: rerun the command"
 
 
+# What a run writes into --out, besides its checkpoint: a folder holding any of them
+# already is an earlier run or a user's model, replaced only with --overwrite.
+RUN_FILES = ("config.json", "model.safetensors", "metrics.json", "curve.png", "adapter")
+
+
+def check_nothing_to_replace(out: Path, *, resume: bool, overwrite: bool) -> None:
+    """Refuse to write a run over a model or results already in ``out``.
+
+    ``--resume`` continues a run whose checkpoint is there (its files are its own);
+    without a checkpoint there is nothing to resume, so it protects the files too.
+    """
+    from zoo.finetune.loop import CHECKPOINT
+
+    if overwrite or not out.is_dir() or (resume and (out / CHECKPOINT).is_file()):
+        return
+    held = [n for n in RUN_FILES if (out / n).exists()]
+    if held:
+        what = "no checkpoint to resume, but " if resume else ""
+        raise UsageError(f"{out}: {what}holds {', '.join(held)} of an earlier run or a saved "
+                         "model; pass --overwrite to replace them, or choose another --out")
+
+
 def check_space_for_weights(out: Path, model, head: str | None, *, resume: bool) -> None:
     """Before the data loads: refuse when not even the final weights fit."""
     from zoo.finetune.loop import CHECKPOINT

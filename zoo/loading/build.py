@@ -11,6 +11,7 @@ import contextlib
 import contextvars
 import json
 import os
+import stat
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict
 from pathlib import Path
@@ -107,6 +108,7 @@ def build(spec: ModelSpec, tag: str | None = None, **overrides: Any):
         msg = " ".join(str(e).split())[:300]
         raise error(f"model '{spec.name}': building failed ({type(e).__name__}: {msg}); "
                     "check the kwargs") from None
+    _check_module(model, f"model '{spec.name}': its builder")
     if tag is None:
         return model
     from zoo.registry.plugins import get_plugins
@@ -161,6 +163,15 @@ def _shapes(out: Any) -> Any:
     if isinstance(out, list | tuple):
         return [_shapes(v) for v in out]
     return type(out).__name__
+
+
+def example_shape(spec: ModelSpec, tag: str | None = None) -> Any:
+    """The shape(s) of :func:`example_input`, for messages (``"?"`` if it cannot be made)."""
+    try:
+        args = example_input(spec, tag)
+    except Exception:  # noqa: BLE001 - only ever used inside an error message
+        return "?"
+    return _shapes(args[0]) if len(args) == 1 else _shapes(list(args))
 
 
 def summarize(model: Any, spec: ModelSpec | None = None, tag: str | None = None,
@@ -259,101 +270,133 @@ def save(model: Any, directory: str | os.PathLike[str], *, spec: ModelSpec,
     return target
 
 
+MAX_CONFIG_BYTES = 16 * 2**20      # label lists of tens of thousands of classes fit
+
+
 def read_config(directory: str | os.PathLike[str]) -> dict[str, Any]:
+    """A saved directory's ``config.json`` as a dict, or one line saying what is wrong.
+
+    Only a regular file of bounded size is read (not a FIFO or ``/dev/zero``), and only a
+    JSON object with ``builder`` and a ``kwargs`` table is a zoo model's config.
+    """
     d = Path(directory)
     cfg_path = d / CONFIG_FILE
+    damaged = "the directory is damaged, save or fetch it again"
     try:
-        config = json.loads(cfg_path.read_text())
+        st = cfg_path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            raise UsageError(f"{cfg_path}: not a regular file; {damaged}")
+        if st.st_size > MAX_CONFIG_BYTES:
+            raise UsageError(f"{cfg_path}: {st.st_size:,} bytes, more than a model's config "
+                             f"({MAX_CONFIG_BYTES:,} at most); {damaged}")
+        with open(cfg_path, "rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+        config = json.loads(data.decode("utf-8"))
     except FileNotFoundError:
         raise UsageError(f"{d}: no {CONFIG_FILE}; not a zoo model directory "
                          "(make one with 'zoo get NAME --save DIR')") from None
+    except RecursionError:
+        raise UsageError(f"{cfg_path}: nested too deeply to be a model's config; {damaged}"
+                         ) from None
     except (OSError, ValueError) as e:
-        raise UsageError(f"{cfg_path}: unreadable ({e}); the directory is damaged, save "
-                         "or fetch it again") from None
+        why = " ".join(str(e).split())[:200]
+        raise UsageError(f"{cfg_path}: unreadable ({why}); {damaged}") from None
+    if not isinstance(config, dict):
+        raise UsageError(f"{cfg_path}: holds a JSON {type(config).__name__}, not an object; "
+                         f"{damaged}")
     for key in ("builder", "kwargs"):
         if key not in config:
-            raise UsageError(f"{cfg_path}: missing '{key}'; the directory is damaged, save or "
-                             "fetch it again")
+            raise UsageError(f"{cfg_path}: missing '{key}'; {damaged}")
+    if not isinstance(config["kwargs"], dict):
+        raise UsageError(f"{cfg_path}: 'kwargs' must be a table, got "
+                         f"{type(config['kwargs']).__name__}; {damaged}")
     return config
 
 
-def _inside(d: Path, rel: Any, what: str) -> Path:
-    """A file named by config.json, which must stay inside the directory."""
-    cfg = d / CONFIG_FILE
-    if not isinstance(rel, str) or not rel or Path(rel).is_absolute() or ".." in Path(rel).parts:
-        raise UsageError(f"{cfg}: {what} must be a relative file name inside the directory, "
-                         f"got {rel!r}; the directory is damaged, save or fetch it again")
-    return d / rel
-
-
-def _trusted_builder(d: Path, config: dict[str, Any]):
-    """The builder a saved directory may call: the one its catalog model declares.
+def trusted_spec(directory: str | os.PathLike[str], config: dict[str, Any]
+                 ) -> tuple[ModelSpec, Callable[..., Any]]:
+    """The catalog entry a saved directory names, and the builder it may call.
 
     config.json travels with the directory (a Hub repo, a colleague's folder): calling
     whatever ``builder`` it names would let it run any code (``"os:system"``). zoo only
     calls builders that an installed catalog entry of the same name uses.
     """
+    from zoo.loading.trust import install_hint
     from zoo.registry import default_registry
 
+    d = Path(directory)
     cfg = d / CONFIG_FILE
-    builder, kwargs, name = config["builder"], config["kwargs"], config.get("name")
-    if not isinstance(builder, str) or not isinstance(kwargs, dict):
-        raise UsageError(f"{cfg}: 'builder' must be a string and 'kwargs' a table; the "
-                         "directory is damaged, save or fetch it again")
+    builder, name = config["builder"], config.get("name")
+    if not isinstance(builder, str):
+        raise UsageError(f"{cfg}: 'builder' must be a string; the directory is damaged, save "
+                         "or fetch it again")
     known = None
-    if isinstance(name, str):
+    if isinstance(name, str) and name.isprintable() and len(name) <= 200:
         try:
             known = default_registry().spec(name)
         except ZooError:
             known = None
+    shown = repr(name) if len(repr(name)) <= 80 else repr(name)[:77] + "..."
     if known is not None and known.builder_path == builder:
-        return builder_of(known)
+        return known, builder_of(known)
     dist = config.get("plugin_distribution")
+    hint = install_hint(dist)
+    plugin = config.get("plugin")
     # "zoo": directories saved before the distribution was renamed
-    if known is None and isinstance(dist, str) and dist not in ("zoo", DISTRIBUTION):
-        raise BuildError(f"{d}: was made by plugin '{config.get('plugin')}'; install it "
-                         f"first (pip install {dist})")
+    if known is None and hint and dist not in ("zoo", DISTRIBUTION) \
+            and isinstance(plugin, str) and plugin.isidentifier():
+        raise BuildError(f"{d}: was made by plugin '{plugin}'; install it first ({hint})")
     if known is None:
-        raise BuildError(f"{d}: config.json names model {name!r}, which no installed plugin "
+        raise BuildError(f"{d}: config.json names model {shown}, which no installed plugin "
                          "or catalog declares; install the plugin that made it")
-    raise BuildError(f"{d}: config.json names builder '{builder}' for model '{name}', whose "
-                     f"catalog builder is '{known.builder_path}'; zoo calls only catalog "
+    raise BuildError(f"{d}: config.json names builder {builder[:80]!r} for model '{name}', "
+                     f"whose catalog builder is '{known.builder_path}'; zoo calls only catalog "
                      "builders (re-save the model with this zoo)")
 
 
 def load_dir(directory: str | os.PathLike[str]):
     """Rebuild a model saved by :func:`save` (or ``zoo finetune``) and load its weights.
 
-    Only the builder the catalog declares for the saved model's name is called, with the
-    saved kwargs; files named in config.json must lie inside the directory.
+    The directory is data: only the builder the catalog declares for the saved model's
+    name is called, with the kwargs that entry declares (:func:`zoo.loading.trust.
+    checked_kwargs`); files named in config.json must lie inside the directory.
     """
+    from zoo.loading.trust import checked_kwargs, inside
     from zoo.loading.weights import apply_state_dict, read_state_dict
 
     d = Path(directory)
     config = read_config(d)
-    fn = _trusted_builder(d, config)
-    kwargs = dict(config["kwargs"])
+    spec, fn = trusted_spec(d, config)
     # Files a published model bundles (vocabularies, tokenizers) are named relative to
     # the directory, so that the directory can move (Hub cache, --out folders).
-    files = config.get("files") or {}
-    if not isinstance(files, dict):
-        raise UsageError(f"{d / CONFIG_FILE}: 'files' must be a table; the directory is "
-                         "damaged, save or fetch it again")
-    for key, rel in files.items():
-        kwargs[key] = str(_inside(d, rel, f"files.{key}"))
+    kwargs = checked_kwargs(d, config, spec, fn)
+    weights = inside(d, config.get("weights", WEIGHTS_FILE), "'weights'")
     try:
         model = fn(**kwargs)
     except ZooError:
         raise
     except TypeError as e:
-        raise UsageError(f"{d / CONFIG_FILE}: the builder rejected its kwargs ({e}); the "
-                         "directory is damaged, save or fetch it again") from None
+        raise UsageError(f"{d / CONFIG_FILE}: the builder rejected its kwargs ({_brief(e)}); "
+                         "the directory is damaged, save or fetch it again") from None
     except Exception as e:
-        msg = " ".join(str(e).split())[:300]
-        raise BuildError(f"{d}: building failed ({type(e).__name__}: {msg}); the directory's "
-                         "config.json does not fit this zoo") from None
-    weights = _inside(d, config.get("weights", WEIGHTS_FILE), "'weights'")
+        raise BuildError(f"{d}: building failed ({type(e).__name__}: {_brief(e)}); the "
+                         "directory's config.json does not fit this zoo") from None
+    _check_module(model, f"{d}: the builder of '{spec.name}'")
     state = read_state_dict(weights, sha256=config.get("sha256"))
     apply_state_dict(model, state, origin=str(weights))
     model.eval()
     return model
+
+
+def _brief(e: BaseException) -> str:
+    return " ".join(str(e).split())[:300]
+
+
+def _check_module(model: Any, who: str) -> None:
+    """A builder must return a torch module; anything else is the plugin's bug."""
+    from torch import nn
+
+    if not isinstance(model, nn.Module):
+        raise BuildError(f"{who} returned a {type(model).__name__}, not a torch.nn.Module; "
+                         "the catalog entry or plugin that declares it is broken (report it "
+                         "to its author)")

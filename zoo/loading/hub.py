@@ -47,9 +47,10 @@ def endpoint() -> str:
 
 def get_token() -> str | None:
     """``HF_TOKEN`` (or ``HUGGING_FACE_HUB_TOKEN``) now, else the ``hf auth login`` token."""
-    env = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
-    if env and env.strip():
-        return env.strip()
+    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        env = os.environ.get(var)
+        if env and env.strip():
+            return _printable_token(env.strip(), var)
     try:
         from huggingface_hub import constants
     except ImportError:
@@ -61,7 +62,17 @@ def get_token() -> str | None:
         token = path.read_text().strip()
     except OSError:
         return None
-    return token or None
+    return _printable_token(token, str(path)) if token else None
+
+
+def _printable_token(token: str, where: str) -> str:
+    """A token with a newline, space or control character in it was pasted with more than
+    the token: refuse it before any request quotes it (without showing it)."""
+    if not token.isprintable() or any(c.isspace() for c in token):
+        raise UsageError(f"the Hugging Face token in {where} holds a newline, space or other "
+                         "non-printable character; set it again to just the token "
+                         "(https://huggingface.co/settings/tokens)")
+    return token
 
 
 def check_repo_id(repo: str, what: str = "--repo") -> str:
@@ -73,16 +84,37 @@ def check_repo_id(repo: str, what: str = "--repo") -> str:
 
 
 def scrub(text: str, token: str | None) -> str:
-    """``text`` with the token (and anything that looks like an HF token) masked."""
+    """``text`` with the token (and anything that looks like an HF token) masked.
+
+    Error messages quote a token in many spellings: as it is, as a Python or JSON string
+    (``hf_ab\\ncd``), as bytes, or cut in pieces by its own newline. Each spelling, and each
+    printable run of six or more characters of the token, is masked; characters that could
+    break or rewrite the line (newlines, terminal escapes) come back escaped.
+    """
+    text = _mask(text, token)
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text
+
+
+def _mask(text: str, token: str | None) -> str:
     if token:
-        text = text.replace(token, "hf_***")
+        spellings = {token, repr(token)[1:-1], json.dumps(token)[1:-1],
+                     repr(token.encode("utf-8", "backslashreplace"))[2:-1]}
+        for s in sorted(spellings, key=len, reverse=True):
+            text = text.replace(s, "hf_***")
+        pieces = {p for p in re.split(r"[^\x21-\x7e]+", token) if len(p) >= 6}
+        for s in sorted(pieces | {repr(p)[1:-1] for p in pieces}, key=len, reverse=True):
+            text = text.replace(s, "***")
     return re.sub(r"\bhf_[A-Za-z0-9]{8,}\b", "hf_***", text)
 
 
 def _first_line(e: BaseException, token: str | None) -> str:
-    text = str(e).strip()
+    # scrub first: a token holding a newline would otherwise leave its tail on line two
+    # and its head, unrecognised, on line one
+    text = _mask(str(e).strip(), token)
     line = text.splitlines()[0] if text else ""
-    return scrub(f"{type(e).__name__}: {line}" if line else type(e).__name__, token)
+    return scrub(f"{type(e).__name__}: {line}" if line else type(e).__name__, None)
 
 
 # -- errors ------------------------------------------------------------------------------
@@ -203,18 +235,25 @@ def snapshot(ref: str) -> Path:
     cfg_path = hub_file(repo, ["config.json"], rev, what=what)
     snap = cfg_path.parent
     commit = snap.name                      # snapshots/<commit>/config.json
+    from zoo.loading.build import read_config
+
     try:
-        config = json.loads(cfg_path.read_text())
-    except (OSError, ValueError) as e:
-        raise WeightsError(f"{what}: config.json is unreadable ({e}); the repo is damaged"
-                           ) from None
-    if not isinstance(config, dict) or "builder" not in config or "kwargs" not in config:
+        config = read_config(snap)
+    except UsageError as e:
+        if "missing 'builder'" not in str(e) and "missing 'kwargs'" not in str(e):
+            raise WeightsError(f"{what}: {e}") from None
+        config = None
+    if config is None:
         raise WeightsError(f"{what}: not a zoo model (its config.json has no 'builder'); "
                            "publish it with 'zoo publish', or load its weights through a "
                            f"catalog entry with source = \"hf-hub:{repo}/FILE\"")
-    weights = str(config.get("weights") or "model.safetensors")
-    hub_file(repo, [weights], commit, what=what)
+    weights = config.get("weights") or "model.safetensors"
     assets = config.get("assets") or {}
+    if not isinstance(weights, str) or not isinstance(assets, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in assets.items()):
+        raise WeightsError(f"{what}: config.json's 'weights' must be a file name and 'assets' "
+                           "a table of file names to sha256 strings; the repo is damaged")
+    hub_file(repo, [weights], commit, what=what)
     for rel, sha in assets.items():
         p = hub_file(repo, [rel], commit, what=what)
         if sha and sha256_of(p) != sha:

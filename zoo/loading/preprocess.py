@@ -14,6 +14,8 @@ from typing import Any
 from zoo.errors import UsageError
 from zoo.registry.spec import InputSpec
 
+MAX_PIXELS = 50_000_000      # decoding more takes seconds and gigabytes (a 7000 x 7000 photo)
+
 
 def load_image(image: Any):
     """A PIL image from a path, PIL image, or H x W (x C) uint8/float array."""
@@ -22,11 +24,25 @@ def load_image(image: Any):
     if isinstance(image, Image.Image):
         return image
     if isinstance(image, str | os.PathLike):
+        import warnings
+
         try:
-            with Image.open(image) as im:
-                im.load()
-                return im.copy()
-        except (OSError, UnidentifiedImageError) as e:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(image) as im:
+                    # the header gives the size: refuse before decoding a bomb (a small
+                    # PNG that inflates to gigabytes)
+                    w, h = im.size
+                    if w * h > MAX_PIXELS:
+                        raise UsageError(f"{image}: {w} x {h} pixels, more than an image zoo "
+                                         f"reads ({MAX_PIXELS // 1_000_000} megapixels); "
+                                         "shrink it or leave it out")
+                    im.load()
+                    return im.copy()
+        except Image.DecompressionBombError:
+            raise UsageError(f"{image}: too many pixels to decode safely; shrink it or leave "
+                             "it out") from None
+        except (OSError, UnidentifiedImageError, ValueError) as e:
             raise UsageError(f"{image}: not a readable image ({e})") from None
     import numpy as np
 

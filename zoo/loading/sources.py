@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import WeightsError
+from zoo.errors import WeightsError, ZooError
 from zoo.loading.download import HASH_IN_NAME, cached_download, file_name, offline, one_line
 
 HF_DEFAULT_FILE = "model.safetensors"
@@ -262,6 +262,9 @@ def sync_hf_settings() -> None:
     except ImportError:
         return
     constants.HF_HUB_OFFLINE = hf_offline()
+    from zoo.loading.hubguard import guard_session
+
+    guard_session()             # no ETag of the server's choosing becomes a path
     ep = (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
     if ep != constants.ENDPOINT:
         constants.ENDPOINT = ep
@@ -295,6 +298,8 @@ def hub_file(repo: str, filenames: list[str] | tuple[str, ...], revision: str | 
         WeightsError: one line naming the repo, revision, files tried and the cache folder.
     """
     what = what or f"hf-hub:{repo}"
+    from zoo.loading.hubguard import check_in_cache
+
     sync_hf_settings()
     try:
         from huggingface_hub import hf_hub_download, try_to_load_from_cache
@@ -319,7 +324,7 @@ def hub_file(repo: str, filenames: list[str] | tuple[str, ...], revision: str | 
         for name in filenames:
             found = try_to_load_from_cache(repo, name, cache_dir=cache, revision=revision)
             if isinstance(found, str):
-                return Path(found)
+                return check_in_cache(found, cache, repo, what)
         var = "ZOO_OFFLINE=1" if offline() else "HF_HUB_OFFLINE=1"
         raise WeightsError(f"{what}: {tried} of repo {repo}@{rev} is not in the Hugging Face "
                            f"cache ({where}) and {var} forbids the network; fetch it once "
@@ -329,8 +334,9 @@ def hub_file(repo: str, filenames: list[str] | tuple[str, ...], revision: str | 
     for name in filenames:
         try:
             with quiet_hub_logs():
-                return Path(hf_hub_download(repo_id=repo, filename=name, revision=revision,
-                                            cache_dir=cache, endpoint=endpoint))
+                return check_in_cache(hf_hub_download(
+                    repo_id=repo, filename=name, revision=revision, cache_dir=cache,
+                    endpoint=endpoint), cache, repo, what)
         except LocalEntryNotFoundError:
             # online, yet neither the Hub nor the cache had it: the Hub is unreachable
             # (huggingface_hub already retried); other candidates would fail the same way
@@ -345,6 +351,8 @@ def hub_file(repo: str, filenames: list[str] | tuple[str, ...], revision: str | 
         except RevisionNotFoundError:
             raise WeightsError(f"{what}: repo '{repo}' has no revision '{rev}'; "
                                "check the @revision") from None
+        except ZooError:
+            raise
         except Exception as e:  # noqa: BLE001 - httpx/OS errors: all mean "could not fetch"
             if type(e).__name__ == "RemoteEntryNotFoundError":
                 continue

@@ -51,22 +51,33 @@ def base_model_of(source: str | None) -> str | None:
 
 
 def param_count(weights: Any) -> int | None:
-    """Number of values in a safetensors file, read from its header (no torch)."""
+    """Number of values in a safetensors file, read from its header (no torch); ``None``
+    for a file that is not one (a pickle's first bytes are no header length to trust)."""
+    import os
     import struct
 
     try:
+        size = os.path.getsize(weights)
         with open(weights, "rb") as fh:
             (n,) = struct.unpack("<Q", fh.read(8))
+            if n > min(size - 8, 100 << 20):
+                return None
             header = json.loads(fh.read(n))
-    except (OSError, ValueError, struct.error):
+    except (OSError, ValueError, struct.error, RecursionError):
+        return None
+    if not isinstance(header, dict):
         return None
     total = 0
     for key, meta in header.items():
         if key == "__metadata__":
             continue
+        shape = meta.get("shape", []) if isinstance(meta, dict) else None
+        if not isinstance(shape, list) or not all(
+                isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+            return None
         count = 1
-        for d in meta.get("shape", []):
-            count *= int(d)
+        for d in shape:
+            count *= d
         total += count
     return total
 
