@@ -125,7 +125,7 @@ class GraphData(Classification):
         from zoo.finetune.model import rebuild
         from zoo.plugins.gnn.graphs import feature_scheme, node_features
 
-        width = int(loaded.kwargs.get("in_channels", 0))
+        takes = width = int(loaded.kwargs.get("in_channels", 0))
         if "x" in g:
             try:
                 x = torch.tensor(g["x"], dtype=torch.float32)
@@ -139,10 +139,10 @@ class GraphData(Classification):
             if scheme == "one-hot-id" and n > width and not loaded.trained:
                 width = n         # an architecture takes as many ids as the graph has
             x = node_features(scheme, n, edge_index, width)
-        if x.shape[1] != width:
+        if x.shape[1] != takes:
             if loaded.trained:
                 raise UsageError(f"{where}: nodes have {x.shape[1]} features but "
-                                 f"'{loaded.ref}' takes {width}; give {width}-wide 'x' or "
+                                 f"'{loaded.ref}' takes {takes}; give {takes}-wide 'x' or "
                                  "fine-tune the architecture")
             kwargs = {**loaded.kwargs, "in_channels": int(x.shape[1])}
             loaded.model = rebuild(loaded, kwargs, keep_weights=False, head=None)

@@ -278,3 +278,108 @@ class Translation(Recipe):
                 exact += tgt_tok.decode(ids) == tgt_tok.decode(want[1:])
         return {"loss": loss / max(tokens, 1), "accuracy": correct / max(tokens, 1),
                 "exact_match": exact / max(len(split), 1)}
+
+
+# -- token classification ------------------------------------------------------------------------
+
+class TokenClassification(Recipe):
+    """One tag per token; token-level cross-entropy and accuracy (padding ignored)."""
+
+    task = "token-classification"
+    metric = "accuracy"
+    modes = {"accuracy": "max", "loss": "min"}
+    data_help = "a .jsonl file with 'tokens' and 'tags' (lists of equal length) per line"
+
+    def prepare(self, data: Any, loaded: Any, options: DataOptions):
+        sents = self._sentences(data)
+        if options.val_data is not None:
+            vsents = self._sentences(options.val_data)
+            train_idx = list(range(len(sents)))
+        else:
+            train_idx, val_idx = _val_indices(len(sents), options.val_fraction)
+            vsents = [sents[i] for i in val_idx]
+        if options.limit is not None:
+            train_idx = train_idx[: options.limit]
+        train_sents = [sents[i] for i in train_idx]
+        names = sorted({t for _, tags in train_sents for t in tags})
+        unknown = sorted({t for _, tags in vsents for t in tags} - set(names))
+        if unknown:
+            raise UsageError(f"{data}: validation tag(s) {', '.join(unknown[:5])} do not occur "
+                             "in the training sentences")
+        tok = getattr(loaded.model, "tokenizer", None)
+        notes: dict[str, Any] = {}
+        if tok is None or not hasattr(tok, "index"):
+            from zoo.plugins.rnn.tokenizer import WordTokenizer
+
+            tok = WordTokenizer.train([" ".join(t) for t, _ in train_sents], min_freq=1,
+                                      max_length=options.max_length)
+            notes["tokenizer"] = tok
+        cap = options.max_length
+
+        def encode(rows: list[tuple[list[str], list[str]]]):
+            from zoo.plugins.rnn.tokenizer import tokenize
+
+            ids = torch.zeros(len(rows), cap, dtype=torch.long)
+            tags = torch.full((len(rows), cap), IGNORE, dtype=torch.long)
+            lengths = torch.ones(len(rows), dtype=torch.long)
+            for i, (tokens, tg) in enumerate(rows):
+                tokens, tg = tokens[:cap], tg[:cap]
+                for j, (t, label) in enumerate(zip(tokens, tg, strict=True)):
+                    norm = tokenize(t)
+                    ids[i, j] = tok.index.get(norm[0], tok.unk_id) if norm else tok.unk_id
+                    tags[i, j] = names.index(label)
+                lengths[i] = max(len(tokens), 1)
+            return self.split({"ids": ids, "lengths": lengths}, tags)
+
+        val = encode(vsents) if vsents else None
+        return self.task_data(encode(train_sents), val, labels=names, name=str(data),
+                              notes=notes)
+
+    def _sentences(self, path: Any) -> list[tuple[list[str], list[str]]]:
+        rows = _rows(path)
+        out = []
+        for n, r in enumerate(rows, 1):
+            tokens, tags = r.get("tokens"), r.get("tags")
+            if not (isinstance(tokens, list) and isinstance(tags, list) and tokens
+                    and len(tokens) == len(tags)):
+                raise UsageError(f"{path}: row {n} needs 'tokens' and 'tags', two lists of "
+                                 "the same, non-zero length")
+            out.append(([str(t) for t in tokens], [str(t) for t in tags]))
+        return out
+
+    def setup(self, loaded: Any, data: Any, out: Path):
+        from zoo.loading.build import builder_of
+
+        kwargs = dict(loaded.kwargs)
+        tok = data.notes.get("tokenizer")
+        if tok is None and kwargs.get("num_tags") == len(data.labels):
+            return loaded.model, kwargs
+        if tok is not None:
+            kwargs.pop("vocab_size", None)
+            kwargs["vocab"] = str(tok.save(out / "vocab.json").resolve())
+        kwargs["num_tags"] = len(data.labels)
+        return builder_of(loaded.spec)(**kwargs), kwargs
+
+    def _logits(self, model: Any, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        width = max(int(inputs["lengths"].max()), 1)
+        return model(inputs["ids"][:, :width], inputs["lengths"]), width
+
+    def loss_sum(self, model: Any, batch: Any):
+        logits, width = self._logits(model, batch.inputs)
+        target = batch.y[:, :width]
+        losses = F.cross_entropy(logits.transpose(1, 2), target, ignore_index=IGNORE,
+                                 reduction="none")
+        valid = (target != IGNORE).float()
+        return ((losses * valid).sum(1) / valid.sum(1).clamp(min=1)).sum()
+
+    def evaluate(self, model: Any, data: Any, split: Any) -> dict[str, float]:
+        loss = correct = count = 0.0
+        for i in range(0, len(split), 128):
+            part = split.take(range(i, min(i + 128, len(split))))
+            logits, width = self._logits(model, part.inputs)
+            target = part.y[:, :width]
+            valid = target != IGNORE
+            loss += float(F.cross_entropy(logits[valid], target[valid], reduction="sum"))
+            correct += int((logits.argmax(-1)[valid] == target[valid]).sum())
+            count += int(valid.sum())
+        return {"accuracy": correct / max(count, 1), "loss": loss / max(count, 1)}
