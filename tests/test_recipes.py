@@ -112,9 +112,34 @@ def test_cyclegan_learns_two_folders(tmp_path):
     assert result.metrics["cycle"] < 0.9 * result.extra["initial"]["cycle"], result.history
 
 
-def test_a_generator_without_discriminator_is_told_to_bring_its_recipe(tmp_path):
-    with pytest.raises(UsageError, match="technique lora is not available"):
+def test_a_recipe_run_resumes_exactly_after_ctrl_c(tmp_path):
+    from zoo.finetune.outputs import TrainingInterrupted
+
+    run = dict(epochs=2, limit=200, val_limit=60, batch_size=32)
+    whole = _ft("gan.digits", "digits", out=tmp_path / "whole", **run)
+
+    def ctrl_c(epoch, step, model):
+        if (epoch, step) == (2, 2):
+            raise KeyboardInterrupt
+
+    with pytest.raises(TrainingInterrupted, match="holds epoch 1: rerun the same command "
+                                                  "with --resume"):
+        _ft("gan.digits", "digits", out=tmp_path / "cut", on_step=ctrl_c, **run)
+    again = _ft("gan.digits", "digits", out=tmp_path / "cut", resume=True, **run)
+    assert again.metrics == whole.metrics          # the noise, too, comes back as it was
+    assert all(torch.equal(a, b) for a, b in zip(whole.model.state_dict().values(),
+                                                 again.model.state_dict().values(),
+                                                 strict=True))
+
+
+def test_techniques_and_metrics_a_recipe_lacks_are_refused_before_training(tmp_path):
+    with pytest.raises(UsageError, match="--technique lora is not available for "
+                                         "image-generation models; use full or freeze"):
         _ft("gan", "digits", out=tmp_path / "o", technique="lora")
+    with pytest.raises(UsageError, match="unknown --metric 'accuracy' for image-generation; "
+                                         "use one of fd, loss"):
+        _ft("gan", "digits", out=tmp_path / "o", metric="accuracy")
+    assert not (tmp_path / "o").exists()
 
 
 # -- detection -----------------------------------------------------------------------------------

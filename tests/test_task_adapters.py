@@ -195,7 +195,8 @@ def test_every_builtin_task_has_an_adapter_and_every_trained_model_a_predictor()
             assert predictor_for(spec, tag=tag) is not None, f"{spec.name}.{tag}"
 
 
-def test_image_generation_predicts_for_any_model_with_the_generation_interface(monkeypatch):
+def test_image_generation_predicts_for_any_model_with_the_generation_interface(monkeypatch,
+                                                                            tmp_path):
     class Decoder(torch.nn.Module):
         """forward(z) -> images in [-1, 1]: the documented interface, nothing else."""
 
@@ -216,6 +217,11 @@ def test_image_generation_predicts_for_any_model_with_the_generation_interface(m
     grid = zoo.predict("gen/dec", 7, n=4)
     assert grid.shape == (2 * 33 + 1, 2 * 33 + 1, 3) and grid.dtype.name == "uint8"
     assert (zoo.predict("gen/dec", 7, n=4) == grid).all()          # same seed, same images
+    # zoo's recipe trains GANs; a generator without a discriminator is told what to do
+    from zoo.finetune import finetune
+
+    with pytest.raises(UsageError, match="no discriminator.*brings its own recipe"):
+        finetune("gen/dec", "digits", out=tmp_path / "o", progress=False)
 
 
 def test_the_catalog_refuses_a_task_one_typo_from_a_builtin_one(tmp_path):

@@ -70,15 +70,16 @@ def sample(model: Any, spec: Any, tag: str | None, n: int, *, seed: int,
                     return model.sample(n, seed=seed, truncation=truncation)
                 except TypeError:      # a sample(n, seed=...) without truncation
                     return model.sample(n, seed=seed)
-            g = torch.Generator().manual_seed(seed)
+            g = torch.Generator().manual_seed(seed)       # on the CPU: same images anywhere
             z = torch.randn(n, latent_dim(model, spec, tag), generator=g)
             if truncation < 1:
                 z = z.clamp(-2, 2) * truncation   # the truncation trick, simply
+            device = next((p.device for p in model.parameters()), z.device)
             if classes:
                 y = (torch.full((n,), class_id, dtype=torch.long) if class_id is not None
                      else torch.randint(0, classes, (n,), generator=g))
-                return model(z, y)
-            return model(z)
+                return model(z.to(device), y.to(device))
+            return model(z.to(device))
     finally:
         model.train(was)
 
