@@ -232,7 +232,7 @@ def test_guide_vae_plugin_gets_every_verb(guide_projects, tmp_path):
     assert answers["vae/conv"] == [1, 1, 16, 16]
     assert "model.safetensors" in answers["published"]
     space = Path(answers["space"])
-    assert "zoo-vae" in (space / "requirements.txt").read_text()
+    assert (space / "zoo_vae" / "models.py").is_file()      # the Space carries the plugin
     _serve_and_ask(space, env)
 
 

@@ -63,13 +63,15 @@ def recipe_of(model: str | os.PathLike[str], technique: str = "full") -> Recipe:
 
 def _spec_of(model: str | os.PathLike[str]) -> tuple[Any, str | None]:
     """``(spec, tag)`` of a catalog name or a saved directory (``(None, None)``: a
-    directory that is not there; the run reports it)."""
+    directory that is not there, or a Hub repo; the run reads or reports it)."""
     from pathlib import Path
 
     from zoo.api import _looks_like_dir
     from zoo.api import spec as resolve
 
     text = os.fspath(model)
+    if text.startswith("hf-hub:"):
+        return None, None              # a Hub repo: the run reads its config
     if _looks_like_dir(text):
         if not Path(text).is_dir():
             return None, None
