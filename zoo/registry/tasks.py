@@ -23,6 +23,7 @@ BUILTIN_TASKS: dict[str, str] = {
     "token-classification": "a text -> one label per token",
     "text-generation": "a prompt -> its continuation",
     "translation": "a text -> its translation (sequence to sequence)",
+    "fill-mask": "a text with a mask token -> the likeliest words for it",
     "feature-extraction": "a text -> an embedding vector",
     "sentence-similarity": "two texts -> the similarity of their embeddings",
     "node-classification": "a graph -> a class per node",

@@ -26,13 +26,14 @@ from zoo.tasks import TaskAdapter
 PREDICTORS: dict[str | tuple[str, str], str] = {
     "image-classification": "zoo.predict:classify_image",
     "image-generation": "zoo.tasks.generation:generate",
-    ("cnn", "object-detection"): "zoo.plugins.cnn.yolo:detect",
+    ("cnn", "object-detection"): "zoo.plugins.cnn.detection:detect",
     ("gan", "image-generation"): "zoo.plugins.gan.sampling:generate",
     ("gan", "image-to-image"): "zoo.plugins.gan.sampling:translate_image",
     ("transformer", "text-classification"): "zoo.plugins.transformer.minilm:classify_text",
     ("transformer", "text-generation"): "zoo.plugins.transformer.gpt:predict_text",
     ("transformer", "translation"): "zoo.plugins.transformer.seq2seq:predict_translation",
     ("transformer", "feature-extraction"): "zoo.plugins.transformer.minilm:extract_features",
+    ("transformer", "fill-mask"): "zoo.plugins.transformer.text:fill_mask",
     ("transformer", "object-detection"): "zoo.plugins.transformer.detr:detect",
     ("rnn", "text-classification"): "zoo.plugins.rnn.text:classify_text",
     ("rnn", "token-classification"): "zoo.plugins.rnn.text:tag_tokens",
@@ -92,6 +93,11 @@ class Translation(BuiltinTask):
     recipe = f"{_RECIPES}.text:Translation"
 
 
+class FillMask(BuiltinTask):
+    task = "fill-mask"
+    # no recipe yet: masked-language-model training is not one of zoo's recipes
+
+
 class FeatureExtraction(BuiltinTask):
     task = "feature-extraction"
     # an encoder is fine-tuned as a classifier of the data's labels (its head added)
@@ -119,8 +125,8 @@ class GraphClassification(BuiltinTask):
 #: task -> its built-in adapter class
 TASK_ADAPTERS: dict[str, type[BuiltinTask]] = {cls.task: cls for cls in (
     ImageClassification, ObjectDetection, ImageGeneration, ImageToImage, TextClassification,
-    TokenClassification, TextGeneration, Translation, FeatureExtraction, SentenceSimilarity,
-    NodeClassification, GraphClassification)}
+    TokenClassification, TextGeneration, Translation, FillMask, FeatureExtraction,
+    SentenceSimilarity, NodeClassification, GraphClassification)}
 
 
 @hookimpl(trylast=True)

@@ -10,7 +10,9 @@ as COCO writes it: ``bbox`` in pixels of the image file, top-left corner then si
 ``file_name`` relative to the JSON file's folder (and inside it). Images without
 annotations are background-only examples. Images are resized to the model's input size
 and the boxes with them. Classes are the categories in id order; a model with another
-class count gets new class outputs (``labels`` in the saved config, kept otherwise).
+class count gets new class outputs (``labels`` in the saved config, kept otherwise). Models:
+zoo's YOLO (its own ``loss``), the DETRs (Hungarian set loss) and torchvision's detectors
+(Faster R-CNN, SSD: their own losses in training mode, class 0 is background).
 Metric: ``map50`` (mean average precision at IoU 0.5, VOC-style) on held-out images.
 """
 
@@ -109,16 +111,23 @@ class ObjectDetection(Recipe):
     # -- model ---------------------------------------------------------------------------------
 
     def setup(self, loaded: Any, data: Any, out: Path):
-        from zoo.api import finetune_hooks
-        from zoo.finetune.model import rebuild
+        from zoo.loading.build import builder_of
 
-        k = len(data.labels)
+        self.torchvision = _torchvision(loaded.model)
+        k = len(data.labels) + (1 if self.torchvision else 0)    # + background
         current = loaded.kwargs.get("num_classes")
         if current is None or current == k:
             return loaded.model, dict(loaded.kwargs)
-        head = finetune_hooks(loaded.spec).get("head")
+        # New class outputs: every weight whose name and shape still fit is kept (the
+        # class layers of several heads change size together: YOLO's, SSD's six convs,
+        # Faster R-CNN's class and box predictors).
         kwargs = {**loaded.kwargs, "num_classes": k}
-        return rebuild(loaded, kwargs, keep_weights=loaded.trained, head=head), kwargs
+        model = builder_of(loaded.spec)(**kwargs)
+        if loaded.trained:
+            own = model.state_dict()
+            model.load_state_dict({n: v for n, v in loaded.model.state_dict().items()
+                                   if n in own and own[n].shape == v.shape}, strict=False)
+        return model, kwargs
 
     @staticmethod
     def targets(batch: Any) -> list[dict[str, torch.Tensor]]:
@@ -131,6 +140,10 @@ class ObjectDetection(Recipe):
 
     def loss_sum(self, model: Any, batch: Any):
         x, targets = batch.inputs["x"], self.targets(batch)
+        if getattr(self, "torchvision", False):              # their own losses, as a dict
+            losses = model(list(x), [{"boxes": t["boxes"], "labels": t["labels"] + 1}
+                                     for t in targets])
+            return sum(losses.values()) * len(x)
         if callable(getattr(model, "loss", None)):          # YOLO: raw grid + its own loss
             return model.loss(model(x), targets) * len(x)
         out = model(x)
@@ -152,6 +165,8 @@ class ObjectDetection(Recipe):
         """Detections (low threshold, as AP needs) and the batch's loss when cheap."""
         from zoo.plugins.transformer.detr import postprocess
 
+        if getattr(self, "torchvision", False):
+            return [{**d, "labels": d["labels"] - 1} for d in model(list(x))], None
         if hasattr(model, "postprocess") and hasattr(model, "backbone"):   # YOLO
             preds = model.head(model.backbone(x)).permute(0, 2, 3, 1)
             return model.postprocess(preds, score_threshold=0.01), preds
@@ -169,16 +184,24 @@ class ObjectDetection(Recipe):
             targets += tg
             if preds is not None:
                 loss += float(model.loss(preds, tg)) * len(tg)
-            else:
+            elif not getattr(self, "torchvision", False):
                 loss += float(self._eval_loss(model, part)) * len(tg)
         result = mean_average_precision(dets, targets, num_classes=len(data.labels))
-        return {"map50": round(float(result["map"]), 4), "loss": loss / max(len(split), 1)}
+        out = {"map50": round(float(result["map"]), 4)}
+        if not getattr(self, "torchvision", False):     # they give losses in training only
+            out["loss"] = loss / max(len(split), 1)
+        return out
 
     def _eval_loss(self, model: Any, part: Any) -> float:
         try:
             return float(self.loss_sum(model, part)) / max(len(part), 1)
         except Exception:       # a model whose eval output carries no loss terms
             return float("nan")
+
+
+def _torchvision(model: Any) -> bool:
+    """torchvision's detectors: a list of 0..1 images in, losses (training) or detections."""
+    return type(getattr(model, "transform", None)).__name__ == "GeneralizedRCNNTransform"
 
 
 def _load_json(path: Path) -> dict[str, Any]:
