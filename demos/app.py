@@ -23,16 +23,21 @@ MAX_FILE_SIZE = "25mb"
 
 
 def adapter_for(target: Target) -> Adapter:
-    """An unloaded adapter for the target's demo task; one clear line if there is none."""
-    from zoo.registry.plugins import get_plugins
+    """An unloaded adapter for the target's demo task; one clear line if there is none.
+
+    The model's task adapter names it (:mod:`zoo.tasks`), else the ``zoo_demo_adapter``
+    hook is asked for the task.
+    """
+    from zoo.tasks import demo_for
 
     from .adapters import ADAPTERS
 
-    adapter, _plugin = get_plugins().first_result("zoo_demo_adapter", task=target.task)
+    adapter = demo_for(target.spec, target.task)
     if adapter is None:
         raise UsageError(f"{target.label}: no demo for task '{target.task}'; demo tasks are "
                          + ", ".join(sorted(ADAPTERS))
-                         + " (a plugin can add one with the zoo_demo_adapter hook)")
+                         + " (a plugin adds one with the zoo_task_adapter or "
+                           "zoo_demo_adapter hook)")
     return adapter
 
 

@@ -65,21 +65,20 @@ def concurrency() -> int:
 
 
 def task_helper(target: Target, *names: str) -> Callable[..., Any] | None:
-    """The family's predict helper for this model, if any.
+    """The predictor of this model's task adapter (:mod:`zoo.tasks`), if it has one.
 
-    Looked up in ``zoo.predict.TASKS`` as ``(family, task)`` then ``task``, for the demo
-    task then the model's task (``names`` are extra keys to try).
+    Asked for the demo task, then the model's task (``names`` are extra tasks to try).
     """
-    from zoo.loading.build import import_object
-    from zoo.predict import TASKS
+    from zoo.tasks import predictor_for
 
     spec = target.spec
-    tasks = [t for t in dict.fromkeys((target.task, spec.task, *names)) if t]
-    for task in tasks:
-        for key in ((spec.family, task), task):
-            path = TASKS.get(key)
-            if path:
-                return import_object(path, what=f"predictor for '{task}'")
+    for task in [t for t in dict.fromkeys((target.task, spec.task, *names)) if t]:
+        try:
+            fn = predictor_for(spec, task)
+        except UsageError:        # no plugin handles this task: try the next name
+            continue
+        if fn is not None:
+            return fn
     return None
 
 

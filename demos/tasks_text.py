@@ -1,6 +1,6 @@
 """Text tasks: classification, generation, translation, fill-mask, feature extraction (similarity).
 
-Each uses its family's helper from ``zoo.predict.TASKS`` (which owns the tokenizer the
+Each uses its task adapter's predictor (:mod:`zoo.tasks`) (which owns the tokenizer the
 model was trained with). Without one, a model that ships a tokenizer in its config
 directory uses it; anything else gets a byte-level stand-in, fine for checking shapes of
 random-weight architectures and labelled as such in the demo's description.

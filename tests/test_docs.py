@@ -58,9 +58,10 @@ def python(*args: str, env: dict[str, str], cwd: Path, timeout: float = 300):
 
 
 @pytest.fixture(scope="module")
-def guide_plugin(tmp_path_factory) -> tuple[Path, Path, str]:
-    """The guide's plugin written out, its weights made by its own script, and the project
-    pip-installed (built, not linked) into a folder: ``(project, site, script output)``."""
+def guide_projects(tmp_path_factory) -> tuple[dict[str, tuple[Path, str]], Path]:
+    """Every plugin of the guide written out, its weights made by its own script, and all
+    of them pip-installed (built, not linked) into one folder:
+    ``({project folder: (path, script output)}, site)``."""
     root = tmp_path_factory.mktemp("guide")
     files = guide_blocks("file")
     assert files, f"{GUIDE} marks no files"
@@ -68,15 +69,27 @@ def guide_plugin(tmp_path_factory) -> tuple[Path, Path, str]:
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(body)
-    project = root / Path(files[0][0]).parts[0]
-    made = python("make_weights.py", env={"OMP_NUM_THREADS": "1"}, cwd=project)
-    assert made.returncode == 0, made.stderr
+    projects = {}
+    for name in dict.fromkeys(Path(rel).parts[0] for rel, _ in files):
+        project = root / name
+        made = python("make_weights.py", env={"OMP_NUM_THREADS": "1"}, cwd=project)
+        assert made.returncode == 0, made.stderr
+        projects[name] = (project, made.stdout)
     site = root / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--disable-pip-version-check", "--target", str(site), str(project)],
+         "--disable-pip-version-check", "--target", str(site),
+         *(str(p) for p, _ in projects.values())],
         check=True, capture_output=True, text=True, timeout=300)
-    return project, site, made.stdout
+    return projects, site
+
+
+@pytest.fixture(scope="module")
+def guide_plugin(guide_projects) -> tuple[Path, Path, str]:
+    """The guide's first plugin, zoo-mini: ``(project, site, script output)``."""
+    projects, site = guide_projects
+    project, printed = projects["zoo-mini"]
+    return project, site, printed
 
 
 def test_guide_weights_script_prints_the_catalogs_sha256_and_accuracy(guide_plugin):
@@ -136,6 +149,164 @@ def test_guide_snippets_run(guide_plugin, tmp_path):
     for _, code in snippets:
         proc = python("-c", code, env=with_path(site), cwd=tmp_path)
         assert proc.returncode == 0, f"{code}\n{proc.stderr}"
+
+
+# -- the guide's second plugin: a new family with its own task adapter -----------------------
+
+VAE_VERBS = r"""
+import json, sys
+import zoo
+from zoo.demos.app import build_demo
+from zoo.demos.space import export_space
+from zoo.publish import publish
+
+tmp = sys.argv[1]
+out = {"grid": list(zoo.predict("vae/mlp.digits", 3, n=16).shape),
+       "same_seed": bool((zoo.predict("vae/mlp.digits", 3, n=4)
+                          == zoo.predict("vae/mlp.digits", 3, n=4)).all())}
+demo = build_demo("vae/mlp.digits")
+out["demo_image"] = list(demo.zoo_adapter.predict(0, 4, 1.0).size)
+out["demo_inputs"] = [c.label for c in demo.zoo_adapter.inputs()]
+import torch
+for name in ("vae/mlp.digits", "vae/conv", tmp + "/ft"):
+    with torch.no_grad():
+        out[name] = list(zoo.get(name)(torch.zeros(1, 16 if "conv" in name else 8)).shape)
+pub = publish("vae/mlp.digits", "me/vae-digits", dry_run=True, out=tmp + "/hub")
+out["published"] = sorted(p for p, _ in pub.files)
+out["space"] = str(export_space("vae/mlp.digits", tmp + "/space"))
+print(json.dumps(out))
+"""
+
+
+def _digit_pngs(folder: Path, n: int = 300) -> Path:
+    from PIL import Image
+
+    from zoo.finetune.data import _digits
+
+    x, _, _ = _digits()
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):       # inverted digits: a domain the trained model has not seen
+        Image.fromarray(((1 - x[i, 0].numpy()) * 255).astype("uint8")).save(
+            folder / f"{i}.png")
+    return folder
+
+
+def test_guide_vae_weights_script_ships_into_its_own_package(guide_projects):
+    projects, _ = guide_projects
+    project, printed = projects["zoo-vae"]
+    assert "add to zoo_vae/catalog.toml:" in printed and "registry.toml" not in printed
+    block = tomllib.loads(printed[printed.index("[models."):])
+    tag = block["models"]["vae/mlp"]["pretrained"]["digits"]
+    assert tag["source"] == "package:zoo_vae/weights/mlp-digits.safetensors"
+    assert re.fullmatch(r"[0-9a-f]{64}", tag["sha256"]) and tag["metrics"]["heldout-mse"] < 0.2
+    catalog = tomllib.loads((project / "zoo_vae" / "catalog.toml").read_text())
+    assert catalog["models"]["vae/mlp"]["pretrained"]["digits"]["source"] == tag["source"]
+
+
+def test_guide_vae_plugin_gets_every_verb(guide_projects, tmp_path):
+    _, site = guide_projects
+    env = with_path(site)
+    plugins = {p["name"]: p for p in json.loads(run_zoo("plugins", "--json", env=env).stdout)}
+    assert (plugins["vae"]["status"], plugins["vae"]["models"]) == \
+        ("ok", ["vae/mlp", "vae/conv"]), plugins["vae"]["errors"]
+    listing = {m["name"]: m for m in json.loads(run_zoo("list", "vae/*", "--json",
+                                                        env=env).stdout)}
+    assert listing["vae/mlp"]["pretrained"] == ["digits"] and "vae/conv" in listing
+    info = json.loads(run_zoo("info", "vae/mlp.digits", "--json", env=env).stdout)
+    assert info["finetune"]["layer_groups"] == ["encoder", "decoder"]
+    # the plugin's recipe (its ELBO) through zoo finetune, on a user's folder of images
+    data = _digit_pngs(tmp_path / "inverted")
+    run = run_zoo("finetune", "vae/mlp.digits", "--data", str(data), "--out",
+                  str(tmp_path / "ft"), "--epochs", "3", "--json", env=env)
+    assert run.returncode == 0, run.stderr
+    metrics = json.loads((tmp_path / "ft" / "metrics.json").read_text())
+    assert metrics["technique"] == "full" and metrics["metric"] == "fd"
+    assert metrics["final"]["fd"] < 0.7 * metrics["initial"]["fd"], metrics["epochs"]
+    # zoo's generation predictor and demo with no code from the plugin; get, publish, space
+    verbs = python("-c", VAE_VERBS, str(tmp_path), env=env, cwd=tmp_path)
+    assert verbs.returncode == 0, verbs.stderr
+    answers = json.loads(verbs.stdout.splitlines()[-1])
+    assert answers["grid"] == [4 * 33 + 1, 4 * 33 + 1, 3] and answers["same_seed"]
+    assert answers["demo_image"][0] > 32 and "seed" in answers["demo_inputs"]
+    assert answers["vae/mlp.digits"] == answers[str(tmp_path / "ft")] == [1, 1, 8, 8]
+    assert answers["vae/conv"] == [1, 1, 16, 16]
+    assert "model.safetensors" in answers["published"]
+    space = Path(answers["space"])
+    assert (space / "zoo_vae" / "models.py").is_file()      # the Space carries the plugin
+    _serve_and_ask(space, env)
+
+
+def _serve_and_ask(space: Path, env: dict[str, str]) -> None:
+    """Run the Space's app.py (the plugin importable, as the Space's requirements make it)
+    and ask its /predict endpoint for 4 samples."""
+    import time
+
+    from gradio_client import Client
+    from helpers import free_port, stop
+    from PIL import Image
+
+    port = free_port()
+    log = space / "app.log"
+    full = {k: v for k, v in os.environ.items() if not k.startswith("ZOO_")}
+    full.update(env, GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False")
+    with open(log, "w") as fh:
+        proc = subprocess.Popen([sys.executable, "app.py"], cwd=space, env=full, stdout=fh,
+                                stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 240
+        while "Serving on " not in log.read_text():
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.3)
+        url = log.read_text().split("Serving on ", 1)[1].split()[0]
+        answer = Client(url, verbose=False).predict(0, 4, 1.0, api_name="/predict")
+        with Image.open(answer) as im:
+            assert im.width > 32 and im.height > 32
+    finally:
+        stop(proc)
+
+
+# -- the guide's reference tables match the code -------------------------------------------
+
+def guide_table(marker: str) -> list[list[str]]:
+    """Rows (cells, backticks stripped) of the table after ``<!-- marker -->``."""
+    text = GUIDE.read_text()
+    start = text.index(f"<!-- {marker} -->")
+    rows = []
+    for line in text[start:].splitlines()[3:]:
+        if not line.startswith("|"):
+            break
+        rows.append([c.strip().strip("`") for c in line.strip().strip("|").split("|")])
+    return rows
+
+
+def test_guide_lists_every_task_every_key_and_every_field():
+    from zoo.registry.catalog import FINETUNE_KEYS, INPUT_KEYS, MODEL_KEYS, PRETRAINED_KEYS
+    from zoo.registry.plugin_checks import HOOK_NAMES
+    from zoo.registry.tasks import BUILTIN_TASKS
+
+    assert {r[0]: r[1] for r in guide_table("tasks")} == BUILTIN_TASKS
+    assert {r[0] for r in guide_table("finetune-keys")} == FINETUNE_KEYS
+
+    def names(rows):
+        return {n.strip().strip("`") for r in rows for n in r[0].split(",")}
+
+    assert names(guide_table("model-fields")) == set(MODEL_KEYS) | {"name"}
+    assert names(guide_table("pretrained-fields")) == set(PRETRAINED_KEYS)
+    text = GUIDE.read_text()
+    assert all(f"`{k}`" in text for k in INPUT_KEYS)
+    hooks = {m for m in re.findall(r"^\| `(zoo_\w+)\(", text, re.M)}
+    assert hooks == set(HOOK_NAMES)
+
+
+def test_guide_exit_codes_are_the_codes_zoo_exits_with():
+    import zoo.errors
+
+    for code, _meaning, raised in guide_table("exit-codes"):
+        for name in filter(None, (n.strip().strip("`") for n in raised.split(","))):
+            assert getattr(zoo.errors, name).exit_code == int(code), name
+    proc = run_zoo("get", "lenet5.nosuchtag")
+    assert proc.returncode == 2 and proc.stderr.startswith("Error: ")
 
 
 # -- links and pictures --------------------------------------------------------------------

@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("loading", ("zoo.loading",)),
     ("api", ("zoo.api",)),
     ("verbs", ("zoo.predict", "zoo.recommend", "zoo.shipping", "zoo.finetune", "zoo.publish",
-               "zoo.demos", "zoo.plugins")),
+               "zoo.demos", "zoo.plugins", "zoo.tasks")),
     ("cli", ("zoo.cli",)),
     # the package's public face, and old module paths kept as aliases of the new ones
     ("package", ("zoo", "zoo.__main__", "zoo.build", "zoo.weights", "zoo.preprocess",

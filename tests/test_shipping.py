@@ -117,3 +117,42 @@ def test_warmup_cosine_ramps_up_then_decays_to_zero():
     assert lrs[:5] == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])
     assert lrs[5] == 1.0 and lrs[52] == pytest.approx(0.5, abs=0.02)
     assert all(a >= b for a, b in zip(lrs[5:], lrs[6:], strict=False)) and lrs[-1] < 0.001
+
+
+def test_a_plugin_authors_weights_get_their_package_source_and_catalog(tmp_path, monkeypatch,
+                                                                      capsys):
+    pkg = tmp_path / "site" / "zoo_lin"
+    (pkg / "weights").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    catalog = pkg / "catalog.toml"
+    catalog.write_text(textwrap.dedent("""
+        [models."lin/net"]
+        family = "cnn"
+        task = "image-classification"
+        builder = "torch.nn:Linear"
+        kwargs = { in_features = 4, out_features = 3 }
+    """))
+    model = _linear()
+    shipped = ship(model, pkg / "weights" / "net.safetensors", name="lin/net", tag="mine",
+                   metrics={"accuracy": 0.5})
+    printed = capsys.readouterr().out
+    assert "add to zoo_lin/catalog.toml:" in printed and "registry.toml" not in printed
+    table = tomllib.loads(shipped.toml)["models"]["lin/net"]["pretrained"]["mine"]
+    assert table["source"] == "package:zoo_lin/weights/net.safetensors"
+    # pasted into the plugin's catalog, the block loads from the installed package
+    catalog.write_text(catalog.read_text() + "\n" + shipped.toml)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setenv("ZOO_CATALOG", str(catalog))
+    reset_default()
+    try:
+        again = zoo.get("lin/net.mine")
+    finally:
+        reset_default()
+    assert torch.equal(again.weight, model.weight)
+
+
+def test_weights_outside_any_package_get_a_file_source(tmp_path):
+    shipped = ship(_linear(), tmp_path / "w.safetensors", name="lin", tag="t",
+                   metrics={"acc": 1.0}, echo=False)
+    source = tomllib.loads(shipped.toml)["models"]["lin"]["pretrained"]["t"]["source"]
+    assert source == f"file:{(tmp_path / 'w.safetensors').resolve()}"

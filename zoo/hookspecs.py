@@ -60,10 +60,12 @@ def zoo_load_pretrained(spec, model, source, tag):
 def zoo_finetune_hooks(spec):
     """Tell fine-tuning how to treat a model: where its head is, what to freeze, LoRA targets.
 
-    Keys understood: ``head`` (module name of the classifier), ``lora_targets`` (module
-    names or patterns), ``layer_groups`` (ordered name prefixes, input side first, for
-    freezing and layer-wise learning rates), ``no_decay`` (parameter name patterns).
-    The catalog's ``finetune`` table wins over hook answers, key by key.
+    Keys: ``head`` (module name of the classifier), ``backbone`` (module name of the
+    part before the head), ``lora_targets`` (module names or patterns),
+    ``target_parameters`` (parameter names for peft's LoRA on fused weights: RNNs, GNN
+    convs), ``layer_groups`` (ordered name prefixes, input side first, for freezing and
+    layer-wise learning rates), ``no_decay`` (parameter name patterns), ``notes`` (one
+    paragraph for users). The catalog's ``finetune`` table wins over hook answers, key by key.
 
     :param spec: the :class:`zoo.registry.spec.ModelSpec` being fine-tuned.
     :return: a dict of the keys above, or ``None`` if the model is not this plugin's.
@@ -71,11 +73,27 @@ def zoo_finetune_hooks(spec):
 
 
 @hookspec(firstresult=True)
+def zoo_task_adapter(task, spec):
+    """Claim a task for a model: what ``zoo.predict``, ``zoo demo`` and ``zoo finetune`` do.
+
+    firstresult: the first non-``None`` answer is used; zoo's own tasks are answered
+    ``trylast``, so a plugin can add a task or take one over for its models (subclass the
+    built-in adapter, e.g. ``zoo.tasks.builtin.ImageGeneration``, to change one part).
+
+    :param task: the task name, e.g. ``"image-generation"`` (the model's, or its tag's).
+    :param spec: the :class:`zoo.registry.spec.ModelSpec` of the model.
+    :return: a :class:`zoo.tasks.TaskAdapter` (its predictor, demo and fine-tuning recipe),
+        or ``None`` if this plugin does not handle ``task`` for this model.
+    """
+
+
+@hookspec(firstresult=True)
 def zoo_demo_adapter(task):
     """Give the Gradio adapter for a demo task (inputs, outputs, pre/post-processing).
 
-    firstresult: the first non-``None`` answer is used, so a plugin can add a task or
-    override a built-in one (built-ins are registered ``trylast``).
+    Asked when the model's task adapter names no demo of its own. firstresult: the first
+    non-``None`` answer is used, so a plugin can add a demo or override a built-in one
+    (built-ins are registered ``trylast``).
 
     :param task: the demo task name, e.g. ``"image-classification"``.
     :return: an adapter object (the contract is ``zoo.demos.base``), or ``None`` if the

@@ -1,34 +1,16 @@
 """``zoo.predict``: run a trained model on one raw input and decode the answer.
 
-One function per task; family plugins provide the ones only they can do (text
-tokenisers, graph inputs) through the same ``TASKS`` table.
+The decoder is the model's task adapter's predictor (:mod:`zoo.tasks`): zoo's own tasks
+come from :mod:`zoo.tasks.builtin` (chosen by family where families decode differently),
+and a plugin brings its own through the ``zoo_task_adapter`` hook.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from zoo.errors import UsageError
-
-#: task, or (family, task) when families decode differently ->
-#: "module:function"(model, spec, tag, inputs, **options)
-TASKS: dict[str | tuple[str, str], str] = {
-    "image-classification": "zoo.predict:classify_image",
-    ("cnn", "object-detection"): "zoo.plugins.cnn.detection:detect",
-    ("gan", "image-generation"): "zoo.plugins.gan.sampling:generate",
-    ("gan", "image-to-image"): "zoo.plugins.gan.sampling:translate_image",
-    ("transformer", "text-classification"): "zoo.plugins.transformer.minilm:classify_text",
-    ("transformer", "text-generation"): "zoo.plugins.transformer.gpt:predict_text",
-    ("transformer", "translation"): "zoo.plugins.transformer.seq2seq:predict_translation",
-    ("transformer", "feature-extraction"): "zoo.plugins.transformer.minilm:extract_features",
-    ("transformer", "fill-mask"): "zoo.plugins.transformer.text:fill_mask",
-    ("transformer", "object-detection"): "zoo.plugins.transformer.detr:detect",
-    ("rnn", "text-classification"): "zoo.plugins.rnn.text:classify_text",
-    ("rnn", "token-classification"): "zoo.plugins.rnn.text:tag_tokens",
-    ("gnn", "node-classification"): "zoo.plugins.gnn.predict:classify_nodes",
-    ("gnn", "graph-classification"): "zoo.plugins.gnn.predict:classify_graph",
-}
+from zoo.tasks.builtin import PREDICTORS as TASKS  # noqa: F401 - the table's old name
 
 
 def classify_image(model, spec, tag, image, *, top_k: int = 5) -> list[tuple[str, float]]:
@@ -60,19 +42,22 @@ def predict(name: str, inputs: Any, **options: Any):
         [('7', 0.98), ('1', 0.01), ...]
     """
     from zoo.api import spec as resolve
-    from zoo.loading.build import build, import_object
+    from zoo.loading.build import build
+    from zoo.tasks import predictor_for
 
     spec, tag = resolve(name)
     task = spec.task_for(tag)
-    fn_path = TASKS.get((spec.family, task)) or TASKS.get(task)
-    if fn_path is None:
-        raise UsageError(f"no predictor for task '{task}' yet; use zoo.get('{name}') "
-                         "and call the model")
+    fn = predictor_for(spec, task, tag)
+    if fn is None:
+        raise UsageError(f"no predictor for task '{task}' of family '{spec.family}' yet; use "
+                         f"zoo.get('{name}') and call the model (a plugin adds one with the "
+                         "zoo_task_adapter hook)")
     key = (spec.name, tag)
     model = _MODELS.get(key)
     if model is None:
         model = _MODELS[key] = build(spec, tag)
-    fn: Callable[..., Any] = import_object(fn_path, what=f"predictor for '{task}'")
+        if hasattr(model, "eval"):
+            model.eval()
     return fn(model, spec, tag, inputs, **options)
 
 

@@ -12,7 +12,7 @@ end of a run::
 
 prints::
 
-    wrote zoo/trained/lenet5-digits.safetensors (248 kB); add to registry.toml:
+    wrote zoo/trained/lenet5-digits.safetensors (248 kB); add to zoo/registry.toml:
     [models.lenet5.pretrained.digits]
     source = "package:zoo/trained/lenet5-digits.safetensors"
     sha256 = "6e4b37c0..."
@@ -22,7 +22,10 @@ prints::
     metrics = { accuracy = 0.9889 }
 
 The block is checked with the catalog's own validation before it is printed, so what is
-pasted loads. Two more things the training scripts share live here: :func:`run_script`
+pasted loads. A plugin author's weights work the same way: for a file inside their package
+(``zoo_vae/weights/mlp-digits.safetensors``) the source is ``package:zoo_vae/weights/...``
+and the message names their catalog (the ``.toml`` in the package that holds the model).
+Two more things the training scripts share live here: :func:`run_script`
 (their command line, read off ``main``'s signature) and :func:`warmup_cosine` (the
 learning-rate schedule of the ViT and DETR recipes). Nothing here imports torch until
 weights are written or a schedule is made.
@@ -84,7 +87,9 @@ def ship(model: Any, path: str | os.PathLike[str], *, name: str, tag: str,
         kwargs: builder kwargs these weights need (the tag's ``kwargs``).
         dataset, description: the tag's ``dataset`` and ``description``.
         fields: any other keys of the tag table (``input``, ``license``, ``default``...).
-        source: the URI to print; ``package:zoo/trained/FILE`` by default.
+        source: the URI to print. By default ``package:PKG/PATH`` for a file inside an
+            importable package (``PKG`` is the outermost folder with an ``__init__.py``
+            above it: ``zoo``, or the plugin's own), else ``file:`` and its absolute path.
         sidecar: write a JSON record next to the weights (``PATH`` with ``.json``)
             holding ``model``, ``dataset``, ``kwargs``, ``labels``, these fields,
             ``metrics``, ``sha256`` and ``bytes``; a key given here replaces the default
@@ -142,7 +147,8 @@ def ship_file(path: str | os.PathLike[str], *, name: str, tag: str,
         record.update(sha256=sha, bytes=size)
         p.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
     if echo:
-        print(f"wrote {p} ({size / 1e3:.0f} kB); add to registry.toml:\n{block}", flush=True)
+        print(f"wrote {p} ({size / 1e3:.0f} kB); add to {_catalog_of(p, name)}:\n{block}",
+              flush=True)
     return Shipped(path=p, sha256=sha, bytes=size, toml=block, record=record)
 
 
@@ -214,8 +220,47 @@ def warmup_cosine(optimizer: Any, steps: int, *, warmup: float = 0.05):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def _package_root(path: Path) -> Path | None:
+    """The outermost package folder (with ``__init__.py``) holding ``path``, or None."""
+    top = None
+    for folder in path.resolve().parents:
+        if (folder / "__init__.py").is_file():
+            top = folder
+        elif top is not None:
+            break
+    return top
+
+
 def _default_source(path: Path) -> str:
-    return f"package:zoo/trained/{path.name}"
+    """``package:PKG/REL`` for a file inside a package, else ``file:ABSOLUTE``."""
+    top = _package_root(path)
+    if top is None:
+        return f"file:{path.resolve()}"
+    return f"package:{path.resolve().relative_to(top.parent).as_posix()}"
+
+
+def _catalog_of(path: Path, name: str) -> str:
+    """Where the block goes: the package's catalog that declares ``name``, else its only
+    catalog; a file outside any package could go to any catalog."""
+    import tomllib
+
+    top = _package_root(path)
+    if top is None:
+        return "the catalog that declares it (zoo's registry.toml, or your plugin's)"
+    found = []
+    for toml in sorted(top.rglob("*.toml")):
+        try:
+            models = tomllib.loads(toml.read_text(encoding="utf-8")).get("models", {})
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            continue
+        if isinstance(models, dict) and models:
+            found.append((name in models, toml))
+    if not found:
+        return f"your catalog (in {top.name}/)"
+    toml = next((t for has, t in found if has), found[0][1] if len(found) == 1 else None)
+    if toml is None:
+        return f"your catalog (in {top.name}/)"
+    return toml.resolve().relative_to(top.parent).as_posix()
 
 
 def _check(text: str) -> None:

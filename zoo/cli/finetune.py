@@ -34,7 +34,9 @@ def finetune_cmd(
     model: Annotated[str, typer.Argument(help="NAME, NAME.TAG or a saved model DIR.")],
     data: Annotated[str, typer.Option(
         "--data", "-d", help="digits, shapes, sentiment, karate, an image folder (one "
-        "sub-folder per class), or a .csv/.jsonl file.")],
+        "sub-folder per class), or a .csv/.jsonl file; by task: an image folder "
+        "(generation), a COCO .json (detection), text pairs or lines (translation, text "
+        "generation), a .json graph file (graphs).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output directory.",
                                       metavar="DIR")],
     technique: Annotated[str, typer.Option(
@@ -81,8 +83,10 @@ def finetune_cmd(
     label_smoothing: Annotated[float, typer.Option("--label-smoothing")] = 0.0,
     early_stopping: Annotated[int | None, typer.Option(
         "--early-stopping", help="Patience in epochs on --metric.")] = None,
-    metric: Annotated[str, typer.Option(
-        "--metric", help="accuracy, macro_f1 or loss.")] = "accuracy",
+    metric: Annotated[str | None, typer.Option(
+        "--metric", help="Validation metric for --early-stopping: accuracy (classifiers' "
+        "default), macro_f1, loss; the task's own otherwise (fd, map50, exact_match...).")
+    ] = None,
     optimizer: Annotated[str, typer.Option("--optimizer", help="adamw, adam or sgd.")] = "adamw",
     schedule: Annotated[str, typer.Option(
         "--schedule", help="linear, cosine or constant (after warmup).")] = "linear",

@@ -48,11 +48,9 @@ from zoo.finetune.techniques import TECHNIQUES
 
 
 def _check_options(*, epochs, batch_size, lr, limit, val_limit, nproc, warmup, label_smoothing,
-                   metric, device, weight_decay, temperature, alpha, val_fraction,
+                   metric, metrics, device, weight_decay, temperature, alpha, val_fraction,
                    num_classes) -> None:
     """Refuse bad option values before anything is loaded or trained (one line each)."""
-    from zoo.finetune.loop import METRIC_MODES
-
     checks = [
         (epochs >= 1, "--epochs must be at least 1"),
         (batch_size >= 1, "--batch-size must be at least 1"),
@@ -69,8 +67,8 @@ def _check_options(*, epochs, batch_size, lr, limit, val_limit, nproc, warmup, l
         (0 < val_fraction < 1, f"the validation fraction must be in (0, 1), got {val_fraction}"),
         (num_classes is None or num_classes >= 2,
          f"--num-classes must be at least 2, got {num_classes}"),
-        (metric in METRIC_MODES,
-         f"unknown --metric '{metric}'; use one of {', '.join(METRIC_MODES)}"),
+        (metric is None or metric in metrics,
+         f"unknown --metric '{metric}'; use one of {', '.join(metrics)}"),
         (device == "cpu" or device.startswith(("cuda", "mps")),
          f"unknown --device '{device}'; use cpu, cuda, cuda:N or mps"),
     ]
@@ -94,7 +92,7 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
              layer_decay: float | None = None, group_lrs: Mapping[str, float] | None = None,
              weight_decay: float = 0.01, dropout: float | None = None,
              label_smoothing: float = 0.0, early_stopping: int | None = None,
-             metric: str = "accuracy", optimizer: str = "adamw", schedule: str = "linear",
+             metric: str | None = None, optimizer: str = "adamw", schedule: str = "linear",
              warmup: float = 0.1, clip_grad: float | None = 1.0, max_length: int = 64,
              text_column: str = "text", label_column: str = "label",
              resume: bool = False, overwrite: bool = False, nproc: int = 1,
@@ -120,8 +118,9 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
         group_lrs: ``{module prefix or pattern: lr}`` (differential learning rates).
         weight_decay: AdamW decay; norms, biases and 1-d parameters get none.
         dropout: set every dropout layer's probability.
-        early_stopping: patience in epochs on ``metric`` (accuracy, macro_f1, loss); the
-            best epoch's weights are kept.
+        early_stopping: patience in epochs on ``metric``; the best epoch's weights are
+            kept. ``metric`` defaults to the task's own (accuracy for classifiers; see
+            :mod:`zoo.finetune.recipes` for the others).
         optimizer, schedule, warmup: AdamW with linear warmup (10% of steps) then linear
             decay by default; ``adam``/``sgd``; ``cosine``/``constant``.
         resume: continue from ``out/checkpoints/last.pt``.
@@ -150,7 +149,13 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
                          + f" Known: {', '.join(TECHNIQUES)}")
     if technique == "distill" and teacher is None:
         raise UsageError("--technique distill needs --teacher MODEL (NAME.TAG or DIR)")
-    _check_options(epochs=epochs, batch_size=batch_size, lr=lr, limit=limit,
+    from zoo.finetune.recipes import DataOptions, recipe_of
+
+    # The model's task decides how it trains: classifiers below, any other task (and
+    # technique sft) by its own recipe.
+    recipe = recipe_of(model, technique)
+    recipe.check(technique=technique, metric=metric)
+    _check_options(metrics=recipe.modes, epochs=epochs, batch_size=batch_size, lr=lr, limit=limit,
                    val_limit=val_limit, nproc=nproc, warmup=warmup,
                    label_smoothing=label_smoothing, metric=metric, device=device,
                    weight_decay=weight_decay, temperature=temperature, alpha=alpha,
@@ -159,10 +164,9 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
     check_out(out)
     if nproc > 1 and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return spawn(finetune, args, nproc, out)
-    if technique == "sft":
-        from zoo.finetune.sft import finetune_sft
-
-        return finetune_sft(**{k: v for k, v in args.items() if k != "technique"})
+    if not recipe.classifier:
+        return recipe.run(**args)
+    metric = metric or recipe.metric
     import torch
 
     from zoo.api import finetune_hooks
@@ -200,10 +204,10 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
         # checks, so that all refuse together rather than wait for rank 0.)
         check_space_for_weights(out, loaded.model, head_of(loaded.model, hooks),
                                  resume=resume)
-        task = prepare(data, loaded.model, spec, loaded.tag, val_data=val_data,
-                       val_fraction=val_fraction, limit=limit, val_limit=val_limit,
-                       max_length=max_length, text_column=text_column,
-                       label_column=label_column)
+        task = recipe.prepare(data, loaded, DataOptions(
+            val_data=val_data, val_fraction=val_fraction, limit=limit, val_limit=val_limit,
+            max_length=max_length, text_column=text_column, label_column=label_column,
+            seed=seed))
         extra_kwargs: dict[str, Any] = dict(task.notes.get("kwargs", {}))
         bundled: dict[str, str] = {}        # builder arguments that are files of `out`
         if "vocab" in task.notes:
@@ -244,7 +248,7 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
             torch.manual_seed(seed)
             reset_head(net, head)
             freeze_backbone(net, head)
-            if cache_features:
+            if cache_features and task.kind != "recipe":
                 t0 = time.perf_counter()
                 cached = precompute_features(net, head, task)
                 if cached is not None:

@@ -128,6 +128,11 @@ def evaluate(model, data: TaskData, split: Split, *, kind: str | None = None,
     was = model.training
     model.eval()
     kind = kind or data.kind
+    if kind == "recipe":    # a task's recipe scores its own data (zoo.finetune.recipes)
+        try:
+            return data.notes["recipe"].evaluate(model, data, split)
+        finally:
+            model.train(was)
     if kind == "lm":
         from zoo.finetune.lm import lm_metrics
 
@@ -195,6 +200,8 @@ def _batch_loss(model, data: TaskData, kind: str, batch: Split, cfg: TrainConfig
     """Sum of per-sample losses of ``batch`` (the caller divides by the global batch)."""
     if len(batch) == 0:  # a process with no sample this step still joins the all_reduce
         return sum(p.sum() * 0.0 for p in model.parameters() if p.requires_grad)
+    if kind == "recipe":
+        return data.notes["recipe"].loss_sum(model, batch)
     logits = forward(model, kind, batch.inputs, data.graph)
     if kind == "lm":
         from zoo.finetune.lm import lm_loss_sum
@@ -228,7 +235,7 @@ def train(model, data: TaskData, cfg: TrainConfig, *, optimizer, scheduler, out:
     ckpt_path = out / CHECKPOINT if out is not None else None
     history: list[dict[str, Any]] = []
     start = 1
-    mode = METRIC_MODES.get(cfg.metric)
+    mode = getattr(data.notes.get("recipe"), "modes", METRIC_MODES).get(cfg.metric)
     if mode is None:
         raise ValueError(f"unknown metric {cfg.metric!r}")
     best: dict[str, Any] = {"epoch": 0, "value": None, "state": None, "bad": 0}
@@ -308,9 +315,7 @@ def train(model, data: TaskData, cfg: TrainConfig, *, optimizer, scheduler, out:
                                       "samples_per_s": round(seen / max(elapsed, 1e-9), 1)}
             if data.val is not None and len(data.val):
                 val = evaluate(model, data, data.val, kind=kind, batch_size=cfg.eval_batch_size)
-                record.update({"val_loss": val["loss"], "accuracy": val["accuracy"]})
-                if "macro_f1" in val:
-                    record["macro_f1"] = val["macro_f1"]
+                record.update({("val_loss" if k == "loss" else k): v for k, v in val.items()})
             history.append(record)
             value = record.get("val_loss" if cfg.metric == "loss" else cfg.metric)
             if value is not None:

@@ -29,6 +29,7 @@ from zoo.registry.spec import (
     freeze,
     thaw,
 )
+from zoo.registry.tasks import check_task
 
 MODEL_KEYS = {
     "family": str, "task": str, "builder": str, "kwargs": dict, "input": dict,
@@ -302,6 +303,10 @@ def _validate_model(name: str, fields: Mapping[str, Any], fail, where, base: Pat
     if not _BUILDER_RE.match(fields["builder"]):
         raise fail(f"builder '{fields['builder']}' must be 'package.module:callable'",
                    model=name, line=where("builder"))
+    for key in ("task", "demo"):
+        problem = check_task(fields[key], key=key) if key in fields else None
+        if problem:
+            raise fail(problem, model=name, line=where(key))
     out = dict(fields)
     if "input" in fields:
         out["input"] = _validate_input(fields["input"], fail, where, name, ("input",))
@@ -327,6 +332,11 @@ def _validate_model(name: str, fields: Mapping[str, Any], fail, where, base: Pat
         if sha is not None and not _SHA256_RE.match(sha):
             raise fail(f"pretrained '{tag}': sha256 must be 64 lowercase hex digits",
                        model=name, line=where(*pwhere, "sha256"))
+        for key in ("task", "demo"):
+            problem = check_task(pre[key], key=key) if key in pre else None
+            if problem:
+                raise fail(f"pretrained '{tag}': {problem}", model=name,
+                           line=where(*pwhere, key))
         problem = check_source(pre["source"], sha256=sha)
         if problem:
             raise fail(f"pretrained '{tag}': {problem}", model=name,

@@ -140,11 +140,21 @@ def check_adapter(result: Any, _kwargs: Mapping[str, Any]) -> str | None:
     return kind(result) + ", not an adapter (an instance of zoo.demos.base.Adapter)"
 
 
+def check_task_adapter(result: Any, _kwargs: Mapping[str, Any]) -> str | None:
+    """What is wrong with a ``zoo_task_adapter`` answer (a TaskAdapter instance), or None."""
+    # Duck-typed like demo adapters: the three lookups are what zoo calls.
+    parts = ("predictor_for", "demo_for", "recipe_for")
+    if not inspect.isclass(result) and all(callable(safe_getattr(result, p)) for p in parts):
+        return None
+    return kind(result) + ", not a task adapter (an instance of zoo.tasks.TaskAdapter)"
+
+
 # Hook -> check of one answer: ``check(answer, hook kwargs)`` gives None or what is wrong.
 RESULT_CHECKS: dict[str, Callable[[Any, Mapping[str, Any]], str | None]] = {
     "zoo_finetune_hooks": check_finetune,
     "zoo_load_pretrained": check_model,
     "zoo_demo_adapter": check_adapter,
+    "zoo_task_adapter": check_task_adapter,
 }
 
 

@@ -86,6 +86,7 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("gan", "zoo.plugins.gan"),
     ("gnn", "zoo.plugins.gnn"),
     ("loaders", "zoo.loading.loaders"),
+    ("tasks", "zoo.tasks.builtin"),
     ("demos", "zoo.demos.adapters"),
 )
 
