@@ -6,18 +6,18 @@ of a 0.27 s run). The listing commands are the ones people run all day and scrip
 in loops, so their plain invocations (and zoo recommend's) are parsed here and handed to
 the very same command functions. Anything this parser does not know (help, a typo, an
 unknown option) goes to typer, which owns help, usage errors and every other command.
+
+Nothing here imports typer, rich, pydantic or click (tests/test_cli.py checks), and
+neither do the command modules it calls (see :mod:`zoo.cli.base`).
 """
 
 from __future__ import annotations
 
-import sys
 from importlib import import_module
 from pathlib import Path
 from typing import Any
 
-import typer
-
-from zoo.cli.app import _STATE
+from zoo.cli.base import _STATE
 
 _FAST_COMMANDS: dict[str, tuple[str, dict[str, str], dict[str, str], str | None]] = {
     # command: ("module:function", value options, flags, positional: "many" | "one" | None)
@@ -67,7 +67,9 @@ def _parse_fast(argv: list[str]) -> tuple[str, dict[str, Any], list[Path], bool]
         key, eq, val = arg.partition("=")
         if arg == "--" or arg in ("-h", "--help"):
             return None
-        if arg in flags and flags[arg] not in kwargs:
+        if arg == "--debug":        # a global option, accepted after the command too
+            debug = True
+        elif arg in flags and flags[arg] not in kwargs:
             kwargs[flags[arg]] = True
         elif key in values and values[key] not in kwargs:
             if eq:
@@ -104,9 +106,6 @@ def _run_fast(argv: list[str]) -> bool:
         return False
     fn, kwargs, catalogs, debug = parsed
     _STATE["catalogs"], _STATE["debug"] = catalogs, debug
-    try:
-        module, _, name = fn.partition(":")
-        getattr(import_module(f"zoo.cli.{module}"), name)(**kwargs)
-    except typer.Exit as e:
-        sys.exit(e.exit_code)
+    module, _, name = fn.partition(":")
+    getattr(import_module(f"zoo.cli.{module}"), name)(**kwargs)   # errors: SystemExit
     return True
