@@ -3,7 +3,13 @@
 Parsing uses :mod:`tomllib` only, never torch. Every problem becomes one
 :class:`~zoo.errors.CatalogError` naming the file, the line, the model and the fix.
 Validated catalogs are cached on disk (:mod:`zoo.registry.cache`), so a large user
-catalog costs its parse once.
+catalog costs its parse once. Only a regular file of at most ``MAX_CATALOG_BYTES`` is read
+(a FIFO or ``/dev/zero`` named as a catalog is refused, not waited on or read forever).
+
+A catalog's models come back as :class:`~zoo.registry.spec.LazySpec` records: the fields a
+listing shows, and the validated entry that becomes the full ModelSpec on first use of
+any other field. A 10,000-entry catalog is listed without building 10,000 ModelSpecs,
+whether it was just parsed or read back from the cache.
 """
 
 from __future__ import annotations
@@ -11,24 +17,29 @@ from __future__ import annotations
 import contextlib
 import difflib
 import gc
+import json
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from zoo.atomic import read_regular, unreadable
 from zoo.errors import CatalogError
-from zoo.registry.cache import read_cached, store
+from zoo.registry.cache import read_catalog, store_catalog
 from zoo.registry.spec import (
     NAME_RE,
     TAG_RE,
     InputSpec,
+    LazySpec,
     ModelSpec,
     PretrainedSpec,
     freeze,
     thaw,
 )
+
+#: The largest catalog file zoo reads (a 100,000-entry catalog is ~40 MB).
+MAX_CATALOG_BYTES = 256 * 2**20
 
 MODEL_KEYS = {
     "family": str, "task": str, "builder": str, "kwargs": dict, "input": dict,
@@ -67,7 +78,7 @@ _BUILDER_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za
 BUILTIN_CATALOG = Path(__file__).parent.parent / "registry.toml"
 
 # Work already done in this process: the built-in plugins share one file.
-_RAW_MEMO: dict[tuple[str, int, int], list[tuple[str, dict[str, Any]]]] = {}
+_RAW_MEMO: dict[tuple[Any, ...], list[tuple[str, dict[str, Any]]]] = {}
 _MEMO: dict[tuple[Any, ...], list[ModelSpec]] = {}
 
 
@@ -143,7 +154,12 @@ def load_catalog(path: str | os.PathLike[str], *, plugin: str | None = None,
     except OSError as e:
         raise CatalogError(f"cannot read catalog ({e.strerror}); check the path", path=str(p)) \
             from None
-    memo_key = (str(p), st.st_size, st.st_mtime_ns, plugin, family)
+    problem = unreadable(st, MAX_CATALOG_BYTES)
+    if problem:
+        raise CatalogError(f"cannot read catalog: {problem}; name a TOML file of at most "
+                           f"{MAX_CATALOG_BYTES // 2**20} MiB", path=str(p))
+    # ctime and inode too: an edit that keeps the size and puts the mtime back is an edit.
+    memo_key = (str(p), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, plugin, family)
     specs = _MEMO.get(memo_key)
     if specs is None:
         with _no_gc():
@@ -153,17 +169,43 @@ def load_catalog(path: str | os.PathLike[str], *, plugin: str | None = None,
 
 def _load(p: Path, st: os.stat_result, memo_key: tuple[Any, ...], *, plugin: str | None,
           family: str | None, cache: bool) -> list[ModelSpec]:
-    specs = read_cached(p, st, plugin, family) if cache else None
+    origin = str(p)
+    cached = read_catalog(p, st, plugin, family) if cache else None
+    specs = None
+    if cached is not None:
+        try:
+            specs = [LazySpec.make(row, plugin, origin, record, _unpack)
+                     for row, record in zip(*cached, strict=True)]
+        except (ValueError, TypeError):
+            specs = None           # rows of another shape: parse again
     if specs is None:
-        raw = _RAW_MEMO.get(memo_key[:3])
+        raw = _RAW_MEMO.get(memo_key[:5])
         if raw is None:
-            raw = _RAW_MEMO[memo_key[:3]] = _parse(p)
-        specs = [_to_spec(name, fields, plugin) for name, fields in raw
-                 if family is None or fields["family"] == family]
+            raw = _RAW_MEMO[memo_key[:5]] = _parse(p)
+        chosen = [(name, f) for name, f in raw if family is None or f["family"] == family]
+        rows = [_listing(name, f) for name, f in chosen]
+        specs = [LazySpec.make(row, plugin, origin, f, _unpack)
+                 for row, (_, f) in zip(rows, chosen, strict=True)]
         if cache:
-            store(p, st, plugin, family, specs)
+            store_catalog(p, st, plugin, family, rows, [f for _, f in chosen])
     _MEMO[memo_key] = specs
     return specs
+
+
+def _listing(name: str, f: dict[str, Any]) -> list[Any]:
+    """An entry's listing fields (:data:`zoo.registry.spec.LISTING_FIELDS`), as JSON values."""
+    pre = f["pretrained"]
+    return [name, f["family"], f["task"], f.get("params"),
+            float(f["gflops"]) if "gflops" in f else None, f.get("description"),
+            list(pre), sorted({p["task"] for p in pre.values() if p.get("task")})]
+
+
+def _unpack(d: dict[str, Any]) -> ModelSpec:
+    """The full ModelSpec of a LazySpec's ``__dict__`` (its record: validated fields, or
+    their JSON from the cache)."""
+    record = d["_blob"]
+    fields = record if isinstance(record, dict) else json.loads(record)
+    return _to_spec(d["name"], fields, d["plugin"], origin=d["origin"])
 
 
 @contextlib.contextmanager
@@ -181,8 +223,12 @@ def _no_gc():
 
 def _parse(p: Path) -> list[tuple[str, dict[str, Any]]]:
     """Parse and validate the file; return ``[(name, normalised fields), ...]``."""
+    import tomllib  # not needed when the cache answers (~4 ms)
+
     try:
-        text = p.read_text(encoding="utf-8-sig")   # editors on Windows add a BOM
+        # A regular file of bounded size only, checked on the open file (it may have been
+        # swapped for a FIFO since the stat).
+        text = read_regular(p, MAX_CATALOG_BYTES).decode("utf-8-sig")   # Windows BOMs
     except (OSError, UnicodeDecodeError) as e:
         raise CatalogError(f"cannot read catalog ({e}); check the path and encoding",
                            path=str(p)) from None
@@ -209,6 +255,7 @@ def validate_catalog(data: Mapping[str, Any], *, path: str = "<catalog>",
                      lines: Any = None) -> list[tuple[str, dict[str, Any]]]:
     """Validate a parsed catalog mapping; return normalised ``(name, fields)`` pairs."""
     base = Path(path).parent if path != "<catalog>" else Path.cwd()
+    resolved: dict[str, str] = {}    # directory -> its real path, for file: sources
 
     def fail(msg: str, *, model: str | None = None, line: int | None = None) -> CatalogError:
         # Names and values quoted from the file may hold newlines: keep the error one line.
@@ -237,9 +284,7 @@ def validate_catalog(data: Mapping[str, Any], *, path: str = "<catalog>",
         if not NAME_RE.match(name):
             raise fail("invalid model name; use lowercase letters, digits, '_' and '-' "
                        "(optionally NAMESPACE/NAME), no dots", model=name, line=where())
-        entry = _validate_model(name, fields, fail, where, base)
-        entry["_origin"] = path
-        out.append((name, entry))
+        out.append((name, _validate_model(name, fields, fail, where, base, resolved)))
     return out
 
 
@@ -252,6 +297,13 @@ def _one_line(text: str) -> str:
 
 def _check_keys(fields: Mapping[str, Any], allowed: Mapping[str, Any] | set[str], what: str,
                 fail, where, model: str, prefix: tuple[str, ...] = ()):
+    # The common case, every key known and of its exact type, is checked in bulk (a cold
+    # parse of a big catalog does this ~4 times per entry); any problem is then found and
+    # reported by the loop below, in the file's order.
+    types = allowed if isinstance(allowed, dict) else None
+    if not (fields.keys() - allowed) and (
+            types is None or all(type(v) is types[k] for k, v in fields.items())):
+        return
     for key, value in fields.items():
         if key not in allowed:
             close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.6)
@@ -259,8 +311,8 @@ def _check_keys(fields: Mapping[str, Any], allowed: Mapping[str, Any] | set[str]
                 "allowed: " + ", ".join(sorted(allowed))
             raise fail(f"unknown key '{key}' in {what}; {hint}", model=model,
                        line=where(*prefix, key))
-        if isinstance(allowed, Mapping):
-            typ = allowed[key]
+        if types is not None:
+            typ = types[key]
             # bool is an int subclass: 'params = true' or 'gflops = true' is no number
             ok = isinstance(value, typ) and not (isinstance(value, bool) and typ is not bool)
             if not ok:
@@ -292,7 +344,8 @@ def _validate_input(inp: Mapping[str, Any], fail, where, model: str,
     return dict(inp)
 
 
-def _validate_model(name: str, fields: Mapping[str, Any], fail, where, base: Path):
+def _validate_model(name: str, fields: Mapping[str, Any], fail, where, base: Path,
+                    resolved: dict[str, str]):
     _check_keys(fields, MODEL_KEYS, "model table", fail, where, name)
     for key in REQUIRED_MODEL_KEYS:
         if key not in fields or not fields[key]:
@@ -334,8 +387,7 @@ def _validate_model(name: str, fields: Mapping[str, Any], fail, where, base: Pat
         p = dict(pre)
         if pre["source"].startswith("file:"):
             try:
-                fp = Path(pre["source"][5:]).expanduser()
-                p["source"] = "file:" + str(fp if fp.is_absolute() else (base / fp).resolve())
+                p["source"] = "file:" + _file_path(pre["source"][5:], base, resolved)
             except (RuntimeError, ValueError, OSError) as e:  # ~nosuchuser, NUL byte
                 raise fail(f"pretrained '{tag}': source path cannot be used ({e}); "
                            "write file:PATH with a plain path", model=name,
@@ -352,6 +404,24 @@ def _validate_model(name: str, fields: Mapping[str, Any], fail, where, base: Pat
     return out
 
 
+def _file_path(text: str, base: Path, resolved: dict[str, str]) -> str:
+    """A ``file:`` source's path: absolute as written, relative ones against the catalog's
+    folder with links resolved (``(base / path).resolve()``, with each folder resolved once:
+    a 10,000-entry catalog of weights in one folder otherwise walks it 10,000 times)."""
+    if text.startswith("~") or os.path.isabs(text) or "\0" in text:
+        fp = Path(text).expanduser()
+        return str(fp if fp.is_absolute() else (base / fp).resolve())
+    joined = str(base / text)
+    folder, leaf = os.path.split(joined)
+    if leaf in ("", ".", "..") or not folder:
+        return str(Path(joined).resolve())
+    real = resolved.get(folder)
+    if real is None:
+        real = resolved[folder] = str(Path(folder).resolve())
+    out = os.path.join(real, leaf)
+    return str(Path(out).resolve()) if os.path.islink(out) else out
+
+
 def _input(d: Mapping[str, Any] | None) -> InputSpec | None:
     if not d:
         return None
@@ -363,7 +433,8 @@ def _input(d: Mapping[str, Any] | None) -> InputSpec | None:
     )
 
 
-def _to_spec(name: str, f: dict[str, Any], plugin: str | None) -> ModelSpec:
+def _to_spec(name: str, f: Mapping[str, Any], plugin: str | None, *,
+             origin: str | None) -> ModelSpec:
     pretrained = {
         tag: PretrainedSpec(
             tag=tag, source=p["source"], sha256=p.get("sha256"),
@@ -377,7 +448,6 @@ def _to_spec(name: str, f: dict[str, Any], plugin: str | None) -> ModelSpec:
         )
         for tag, p in f["pretrained"].items()
     }
-    origin = f.get("_origin")
     return ModelSpec(
         name=name, family=f["family"], task=f["task"], builder=f["builder"],
         kwargs=freeze(f.get("kwargs", {})), input=_input(f.get("input")),
@@ -430,5 +500,5 @@ def spec_from_fields(name: str, fields: Mapping[str, Any], *, plugin: str | None
     [(_, entry)] = validate_catalog({"models": {name: f}}, path=where_from)
     if callable(builder):
         entry["builder"] = builder
-    return _to_spec(name, entry, plugin)
+    return _to_spec(name, entry, plugin, origin=where_from)
 
