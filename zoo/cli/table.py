@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import sys
-import textwrap
 from collections.abc import Sequence
 
 BOLD, DIM, RESET = "\033[1m", "\033[2m", "\033[0m"
@@ -60,7 +59,12 @@ def render(columns: Sequence[str], rows: Sequence[Sequence[str]], *, colour: boo
             if code:
                 padded[status_col] = f"{code}{padded[status_col]}{RESET}"
         last = cells[-1]
-        parts = (textwrap.wrap(last, room, break_on_hyphens=False) or [""]) if wrap else [last]
+        if wrap:
+            import textwrap  # a terminal only
+
+            parts = textwrap.wrap(last, room, break_on_hyphens=False) or [""]
+        else:
+            parts = [last]
         first = GAP.join([*padded, parts[0]])
         return [first.rstrip()] + [(pad + p).rstrip() for p in parts[1:]]
 

@@ -16,12 +16,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from zoo.atomic import read_regular
 from zoo.errors import BuildError, UsageError, WeightsError, ZooError
 from zoo.registry.lazy import import_object
 from zoo.registry.spec import InputSpec, ModelSpec, thaw
 from zoo.version import DISTRIBUTION
 
 CONFIG_FILE = "config.json"
+MAX_CONFIG_BYTES = 16 * 2**20      # label lists of tens of thousands of classes fit
 WEIGHTS_FILE = "model.safetensors"
 FORMAT_VERSION = 1
 
@@ -263,7 +265,8 @@ def read_config(directory: str | os.PathLike[str]) -> dict[str, Any]:
     d = Path(directory)
     cfg_path = d / CONFIG_FILE
     try:
-        config = json.loads(cfg_path.read_text())
+        # A regular file of bounded size only: a FIFO would hang, /dev/zero eat the memory.
+        config = json.loads(read_regular(cfg_path, MAX_CONFIG_BYTES))
     except FileNotFoundError:
         raise UsageError(f"{d}: no {CONFIG_FILE}; not a zoo model directory "
                          "(make one with 'zoo get NAME --save DIR')") from None

@@ -15,7 +15,6 @@ whether it was just parsed or read back from the cache.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import gc
 import json
 import os
@@ -94,6 +93,8 @@ def check_source(source: str, *, sha256: str | None = None) -> str | None:
                 + ", ".join(SCHEMES))
     form = _SOURCE_FORMS.get(scheme)
     if form is None:
+        import difflib  # only for a message (~1.5 ms to import)
+
         close = difflib.get_close_matches(scheme, SCHEMES, n=1, cutoff=0.7)
         if close:
             return f"unknown source scheme '{scheme}:'; did you mean '{close[0]}:'?"
@@ -306,6 +307,8 @@ def _check_keys(fields: Mapping[str, Any], allowed: Mapping[str, Any] | set[str]
         return
     for key, value in fields.items():
         if key not in allowed:
+            import difflib
+
             close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.6)
             hint = f"did you mean '{close[0]}'?" if close else \
                 "allowed: " + ", ".join(sorted(allowed))
