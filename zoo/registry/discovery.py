@@ -31,16 +31,18 @@ import json
 import os
 import re
 import sys
+import time
 from functools import reduce
 from importlib import import_module
 from typing import Any
 
 from zoo.registry import cache
 
-FORMAT = 1
+FORMAT = 2
 FILE = "discovery.json"
 MAX_PATHS = 256              # sys.path entries remembered (venvs, working directories)
 MAX_PACKAGE_FILES = 5000     # files stat-ed to fingerprint a hung plugin's package
+RACY_NS = 2 * 10**9          # see _fresh
 _VALUE = re.compile(r"(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+)\s*)?((?P<extras>\[.*\])\s*)?$")
 _SEPARATORS = re.compile(r"[-_.]+")
 
@@ -102,7 +104,8 @@ def _stamp(path: str) -> list[int] | None:
         st = os.stat(path)
     except (OSError, ValueError):
         return None
-    return [st.st_mtime_ns, st.st_ino, st.st_dev]
+    # nlink counts a folder's subfolders on most file systems: a .dist-info more or less.
+    return [st.st_mtime_ns, st.st_ino, st.st_dev, st.st_nlink]
 
 
 def _file_stamp(path: str) -> list[int] | None:
@@ -140,6 +143,11 @@ def _scan(entry: str, group: str) -> list[list[Any]]:
 def _fresh(record: Any, stamp: list[int] | None) -> bool:
     if not isinstance(record, dict) or record.get("stamp") != stamp:
         return False
+    # File times tick coarsely (a few ms; 2 s on FAT): a folder changed shortly before it
+    # was scanned may change again within the same tick, unseen. Such a record is only
+    # trusted once it is older than that (git's "racy" index entries, the same way).
+    if stamp is not None and stamp[0] >= record.get("scanned", 0) - RACY_NS:
+        return False
     dists = record.get("dists")
     if not isinstance(dists, list):
         return False
@@ -168,7 +176,8 @@ def entry_points(group: str = "zoo") -> list[EntryPoint]:
         stamp = _stamp(entry)
         record = paths.get(entry)
         if not _fresh(record, stamp):
-            record = {"stamp": stamp, "dists": _scan(entry, group) if stamp else []}
+            record = {"stamp": stamp, "scanned": time.time_ns(),
+                      "dists": _scan(entry, group) if stamp else []}
             dirty = True
         paths.pop(entry, None)
         paths[entry] = record       # most recently used last
