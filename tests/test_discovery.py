@@ -57,17 +57,24 @@ def plugin_names(env: dict[str, str]) -> dict[str, dict]:
     return {p["name"]: p for p in json.loads(proc.stdout)}
 
 
-SCANNED = ("import sys, io, contextlib\nsys.argv = ['zoo', 'list']\nfrom zoo.cli import main\n"
+SCANNED = ("import os, sys, io, contextlib\nsys.argv = ['zoo', 'list']\n"
+           "from zoo.registry import discovery\n"
+           "scans, scan = [], discovery._scan\n"
+           "discovery._scan = lambda entry, group: scans.append(entry) or scan(entry, group)\n"
+           "from zoo.cli import main\n"
            "with contextlib.redirect_stdout(io.StringIO()):\n    main()\n"
-           "print('importlib.metadata' in sys.modules)")
+           "print(os.environ['PYTHONPATH'] in scans, 'importlib.metadata' in sys.modules)")
 
 
 def scanned(env: dict[str, str]) -> bool:
-    """Whether a ``zoo list`` with ``env`` read the distributions' metadata."""
+    """Whether a ``zoo list`` with ``env`` read the distributions in the PYTHONPATH folder
+    again (and never importlib.metadata: plain folders are read without it)."""
     proc = subprocess.run([sys.executable, "-c", SCANNED], capture_output=True, text=True,
                           env={**os.environ, **env}, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    return proc.stdout.strip() == "True"
+    again, imported = proc.stdout.split()
+    assert imported == "False", "importlib.metadata was imported"
+    return again == "True"
 
 
 def test_a_plugin_installed_or_removed_is_seen_by_the_next_command(tmp_path):
