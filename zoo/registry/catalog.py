@@ -304,9 +304,14 @@ def _check_keys(fields: Mapping[str, Any], allowed: Mapping[str, Any] | set[str]
     # parse of a big catalog does this ~4 times per entry); any problem is then found and
     # reported by the loop below, in the file's order.
     types = allowed if isinstance(allowed, dict) else None
-    if not (fields.keys() - allowed) and (
-            types is None or all(type(v) is types[k] for k, v in fields.items())):
-        return
+    if not (fields.keys() - allowed):
+        if types is None:
+            return
+        for k, v in fields.items():
+            if type(v) is not types[k]:
+                break
+        else:
+            return
     for key, value in fields.items():
         if key not in allowed:
             import difflib
@@ -416,8 +421,12 @@ def _file_path(text: str, base: Path, resolved: dict[str, str]) -> str:
     if text.startswith("~") or os.path.isabs(text) or "\0" in text:
         fp = Path(text).expanduser()
         return str(fp if fp.is_absolute() else (base / fp).resolve())
-    joined = str(base / text)
-    folder, leaf = os.path.split(joined)
+    if "//" in text or "/./" in f"/{text}/" or text.endswith("/"):
+        joined = str(base / text)               # Path's normalisation, for the odd ones
+    else:
+        b = str(base)
+        joined = text if b == "." else f"{b}/{text}"   # what base / text gives, faster
+    folder, _, leaf = joined.rpartition("/")
     if leaf in ("", ".", "..") or not folder:
         return str(Path(joined).resolve())
     real = resolved.get(folder)
