@@ -335,7 +335,7 @@ class Plugins:
                 except (Exception, SystemExit) as e:
                     raise PluginError(impl.plugin_name,
                                       f"{hook} raised {describe(e)}; "
-                                      f"{DENY_ENV}={impl.plugin_name} skips it") from e
+                                      + self._skip_hint(impl.plugin_name)) from e
                 if result is None:
                     continue
                 problem = check(result, kwargs) if check else None
@@ -345,7 +345,7 @@ class Plugins:
                 self._note(impl.plugin_name, msg)
                 garbage = garbage or (impl.plugin_name, f"{hook} returned {problem}")
         if garbage is not None:
-            raise PluginError(garbage[0], garbage[1] + f"; {DENY_ENV}={garbage[0]} skips it")
+            raise PluginError(garbage[0], f"{garbage[1]}; {self._skip_hint(garbage[0])}")
         return None, None
 
     def collect(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
@@ -371,6 +371,14 @@ class Plugins:
                     continue
                 out.append((info.name, result))
         return out
+
+    def _skip_hint(self, plugin: str) -> str:
+        """How to get rid of ``plugin``: the variable, and the distribution to uninstall."""
+        hint = f"{DENY_ENV}={plugin} skips it"
+        info = self.infos.get(plugin)
+        if info is not None and info.source == "entry point" and info.distribution:
+            hint += f", pip uninstall {info.distribution} removes it"
+        return hint
 
     def _note(self, plugin: str, message: str) -> None:
         info = self.infos.get(plugin)
