@@ -53,13 +53,16 @@ def cache_file_of(path: Path) -> Path:
 def plant_builder(cache_path: Path, model: str, builder: str, kwargs: dict) -> None:
     """Re-point ``model`` in a cache file, checksum and all (what an attacker who can
     write the file does)."""
-    meta_line, rows_line, *records = cache_path.read_bytes().split(b"\n")
-    rows = json.loads(rows_line)
-    i = next(i for i, r in enumerate(rows) if r[0] == model)
+    meta_line, columns_line, *records = cache_path.read_bytes().split(b"\n")
+    columns = json.loads(columns_line)          # names first, records' offsets last
+    i = columns[0].index(model)
     record = json.loads(records[i])
     record.update(builder=builder, kwargs=kwargs)
     records[i] = json.dumps(record).encode()
-    body = b"\n".join([rows_line, *records])
+    at = 0
+    for j, line in enumerate(records):
+        columns[-1][j], at = at, at + len(line) + 1
+    body = b"\n".join([json.dumps(columns).encode(), *records])
     meta = json.loads(meta_line)
     meta["crc"] = zlib.crc32(body)
     mode = stat.S_IMODE(cache_path.stat().st_mode)

@@ -302,8 +302,8 @@ def test_damaged_cache_is_rebuilt_silently(big_catalog, monkeypatch, damage):
         import json
         import zlib
         meta = json.loads(raw.split(b"\n", 1)[0])
-        body = (b'"not specs"\n{}' if damage == "wrong-body-type" else
-                json.dumps([["x"]] * meta["count"]).encode() + b"\n{}" * meta["count"])
+        body = (b'"not specs"\n{}' if damage == "wrong-body-type" else   # one column only
+                json.dumps([["x"] * meta["count"]]).encode() + b"\n{}" * meta["count"])
         meta["crc"] = zlib.crc32(body)
         cache_file.write_bytes(json.dumps(meta).encode() + b"\n" + body)
     cold(monkeypatch)

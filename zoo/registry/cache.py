@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-CACHE_VERSION = 6   # 6: JSON lines, no pickle (issue 14); 5: pickled zoo.registry.spec records
+CACHE_VERSION = 8   # 8: listing columns, records by offset; 6: JSON, no pickle (issue 14)
 SUFFIX = ".json"
 # Small catalogs parse faster than a cache file can be written and read back.
 MIN_CACHED_BYTES = 64_000
@@ -70,7 +70,8 @@ def _refuse(path: Path, why: str) -> None:
     if key not in _REFUSED:
         _REFUSED.add(key)
         print(f"zoo: warning: not using the cache in {path}: {why}; set ZOO_CACHE_DIR to a "
-              "directory of your own", file=sys.stderr)
+              "directory of your own (or make this one yours alone: chmod go-w)",
+              file=sys.stderr)
 
 
 def private_dir(sub: str, *, create: bool) -> Path | None:
@@ -141,8 +142,25 @@ def write_private(path: Path, write: Callable[[Any], None]) -> None:
 #
 # One file per (catalog, plugin, family), three parts:
 #   line 1   {"head": [...], "crc": CRC32 of the rest, "count": N}
-#   line 2   the listing fields of every entry, one JSON array (what `zoo list` reads)
-#   then     N lines, one entry's validated fields each, parsed only when used
+#   line 2   the listing fields of every entry (what `zoo list` reads), column by column
+#            (half the parse time of a list per entry), and last the column of offsets of
+#            each entry's record in the part below
+#   then     N lines, one entry's validated fields each, parsed only when used (found by
+#            offset: splitting 10,000 lines cost more than reading them)
+
+
+class Records:
+    """The records part of a catalog cache file: one entry's JSON at each offset."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def at(self, offset: int) -> Any:
+        end = self.data.find(b"\n", offset)
+        return json.loads(self.data[offset:end if end >= 0 else len(self.data)])
+
 
 def _cache_file(d: Path, p: Path, plugin: str | None, family: str | None) -> Path:
     ident = f"{p.resolve()}\0{plugin}\0{family}".encode()
@@ -159,8 +177,9 @@ def _head(p: Path, st: os.stat_result, plugin: str | None, family: str | None) -
 
 
 def read_catalog(p: Path, st: os.stat_result, plugin: str | None,
-                 family: str | None) -> tuple[list[Any], list[bytes]] | None:
-    """``(listing rows, entry records)`` cached for this catalog, or ``None``."""
+                 family: str | None) -> tuple[list[tuple[Any, ...]], Records] | None:
+    """``(listing rows, records)`` cached for this catalog, or ``None``; each row's last
+    value is its record's offset in ``records``."""
     if not enabled():
         return None
     d = private_dir("catalogs", create=False)
@@ -174,36 +193,41 @@ def read_catalog(p: Path, st: os.stat_result, plugin: str | None,
         meta = json.loads(data[:end])
         if meta["head"] != _head(p, st, plugin, family):
             return None
-        body = memoryview(data)[end + 1:]
         # A flipped bit inside a string still parses, to wrong data: check it.
-        if zlib.crc32(body) != meta["crc"]:
+        if zlib.crc32(memoryview(data)[end + 1:]) != meta["crc"]:
             return None
         split = data.index(b"\n", end + 1)
-        rows = json.loads(data[end + 1:split])
-        records = data[split + 1:].split(b"\n")
-        if not isinstance(rows, list) or not len(rows) == meta["count"] == len(records):
+        columns = json.loads(data[end + 1:split])
+        rows = list(zip(*columns, strict=True))
+        if len(rows) != meta["count"]:
             return None
-        return rows, records
+        return rows, Records(data[split + 1:])
     except (ValueError, KeyError, TypeError):
         return None        # damaged: rebuilt
 
 
 def store_catalog(p: Path, st: os.stat_result, plugin: str | None, family: str | None,
-                  rows: list[Any], records: list[dict[str, Any]]) -> None:
+                  rows: list[list[Any]], records: list[dict[str, Any]]) -> None:
     """Cache a catalog's listing rows and validated records (plain JSON values)."""
     if not enabled() or st.st_size < MIN_CACHED_BYTES:
         return
     encode = json.JSONEncoder(ensure_ascii=False, allow_nan=True, check_circular=False).encode
     try:
-        lines = [encode(rows).encode(), *(encode(r).encode() for r in records)]
+        lines = [encode(r).encode() for r in records]
+        offsets, at = [], 0
+        for line in lines:
+            offsets.append(at)
+            at += len(line) + 1
+        columns = [list(c) for c in zip(*rows, strict=True)] if rows else []
+        head = encode([*columns, offsets]).encode()
     except (TypeError, ValueError):
         return             # a TOML date among the kwargs: not JSON, not cached
-    if any(b"\n" in line for line in lines):
+    if b"\n" in head or any(b"\n" in line for line in lines):
         return             # (JSON escapes newlines; this cannot happen, but the layout needs it)
     d = private_dir("catalogs", create=True)
     if d is None:
         return
-    body = b"\n".join(lines)
+    body = b"\n".join([head, *lines])
     meta = json.dumps({"head": _head(p, st, plugin, family), "crc": zlib.crc32(body),
                        "count": len(records)}).encode()
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
-import json
 import os
 import re
 from collections.abc import Mapping
@@ -181,10 +180,11 @@ def _load(p: Path, st: os.stat_result, memo_key: tuple[Any, ...], *, plugin: str
     cached = read_catalog(p, st, plugin, family) if cache else None
     specs = None
     if cached is not None:
+        rows, records = cached
+        unpack = functools.partial(_unpack_cached, records)
         try:
-            specs = [LazySpec.make(row, plugin, origin, record, _unpack)
-                     for row, record in zip(*cached, strict=True)]
-        except (ValueError, TypeError):
+            specs = [LazySpec.make(row, plugin, origin, row[8], unpack) for row in rows]
+        except (ValueError, TypeError, IndexError):
             specs = None           # rows of another shape: parse again
     if specs is None:
         raw = _RAW_MEMO.get(memo_key[:5])
@@ -209,11 +209,14 @@ def _listing(name: str, f: dict[str, Any]) -> list[Any]:
 
 
 def _unpack(d: dict[str, Any]) -> ModelSpec:
-    """The full ModelSpec of a LazySpec's ``__dict__`` (its record: validated fields, or
-    their JSON from the cache)."""
-    record = d["_blob"]
-    fields = record if isinstance(record, dict) else json.loads(record)
-    return _to_spec(d["name"], fields, d["plugin"], origin=d["origin"])
+    """The full ModelSpec of a freshly parsed LazySpec's ``__dict__`` (its record: the
+    entry's validated fields)."""
+    return _to_spec(d["name"], d["_blob"], d["plugin"], origin=d["origin"])
+
+
+def _unpack_cached(records: Any, d: dict[str, Any]) -> ModelSpec:
+    """The same for a LazySpec read from the cache (its record: an offset in ``records``)."""
+    return _to_spec(d["name"], records.at(d["_blob"]), d["plugin"], origin=d["origin"])
 
 
 @contextlib.contextmanager

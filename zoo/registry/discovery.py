@@ -8,13 +8,15 @@ or upgraded, and pip (like every installer) then creates or removes a ``.dist-in
 folder, which changes the modification time of the ``sys.path`` folder holding it.
 
 So :func:`entry_points` keeps, per ``sys.path`` entry, that folder's (mtime, inode,
-device) and what it held: every distribution's name (an earlier one shadows a later one
-of the same name, as in importlib) and the ``zoo`` entry points of each, with the stat of
-their ``entry_points.txt`` (an editable install rewritten in place). On the next command
-a few ``stat`` calls check it; an entry that changed is scanned again with
-:mod:`importlib.metadata`, the others are not. Not seen: a distribution *without* zoo
-entry points gaining some by an edit of its metadata in place (no installer does that);
-``ZOO_NO_CACHE=1`` scans everything.
+device, link count) and what it held: every distribution's name (an earlier one shadows a
+later one of the same name, as in importlib) and the ``zoo`` entry points of each, with
+the stat of their ``entry_points.txt`` (an editable install rewritten in place). On the
+next command a few ``stat`` calls check it; an entry that changed (or changed within 2 s
+of its scan: file times tick coarsely) is scanned again, the others are not. A plain
+folder is read as importlib reads one, without importing it; zip files, ``.egg`` folders
+and third-party distribution finders go through :mod:`importlib.metadata`. Not seen: a
+distribution *without* zoo entry points gaining some by an edit of its metadata in place
+(no installer does that); ``ZOO_NO_CACHE=1`` scans everything.
 
 A plugin that timed out importing is remembered with its distribution's name and version
 and the stat of its files (metadata folder, and the module or package its entry point

@@ -257,7 +257,8 @@ class LazySpec(ModelSpec):
     full record once: each such field is a non-data descriptor (dataclass defaults are
     class attributes, so ``__getattr__`` would never run), and once the record is in
     ``__dict__`` the instance's values win. The record (``_blob``: an entry's validated
-    fields, or their JSON from the parse cache) becomes a ModelSpec through ``_unpack``,
+    fields, or where their JSON is in the parse cache) becomes a ModelSpec through
+    ``_unpack``,
     given by :mod:`zoo.registry.catalog`, which made it. Equal to, hashable like and
     picklable as its ModelSpec.
     """
@@ -277,12 +278,13 @@ class LazySpec(ModelSpec):
              unpack: Callable[[dict[str, Any]], ModelSpec]) -> LazySpec:
         """A record from its listing row (``LISTING_FIELDS``' values, tags and tasks as
         lists), plugin, origin, and the record ``unpack`` turns into the full ModelSpec."""
-        # One dict literal per record: a 10,000-entry listing makes 10,000 of these.
-        name, family, task, params, gflops, description, tags, tasks = row
+        # One dict literal per record: a 10,000-entry listing makes 10,000 of these. (A
+        # row read from the cache has one more value, its record's offset: ignored here.)
         obj = object.__new__(cls)
+        tasks = row[7]
         object.__setattr__(obj, "__dict__", {
-            "name": name, "family": family, "task": task, "params": params,
-            "gflops": gflops, "description": description, "_tags": tuple(tags),
+            "name": row[0], "family": row[1], "task": row[2], "params": row[3],
+            "gflops": row[4], "description": row[5], "_tags": tuple(row[6]),
             "_tasks": frozenset(tasks) if tasks else _NO_TASKS, "plugin": plugin,
             "origin": origin, "_blob": blob, "_unpack": unpack})
         return obj
