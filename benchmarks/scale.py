@@ -15,8 +15,8 @@ Every figure is the median wall time of whole-process runs of the console script
 
 Targets (issue [G]): a 10,000-entry catalog under 0.5 s, and time growing linearly with
 the catalog or better (issue 18's tighter targets, 0.25 s and the cold parse against
-``tomllib.load``, are measured by cli_startup.py). Not part of the test suite; the 100,000-entry cold parse takes
-tens of seconds and runs once.
+``tomllib.load``, are measured by cli_startup.py). Not part of the test suite; the
+100,000-entry cold parse takes tens of seconds and runs once.
 """
 
 from __future__ import annotations
