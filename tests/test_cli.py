@@ -67,7 +67,12 @@ def test_anything_else_goes_to_typer(args):
                                   ["recommend", "--task", "nothing"],
                                   ["recommend", "--task", "image-classification", "-d", "lots"],
                                   ["recommend", "--task", "image-classification",
-                                   "--compute", "tpu"]])
+                                   "--compute", "tpu"],
+                                  ["recommend", "--task", "image-classification", "--offline",
+                                   "--different", "--json"],
+                                  ["recommend", "--task", "text-classification", "--similar"],
+                                  ["recommend", "--task", "image-classification", "--data",
+                                   "no/such/folder"]])
 def test_fast_path_and_typer_give_the_same_output(args, capsys):
     from zoo.cli import _run_fast, app
 

@@ -19,8 +19,9 @@ from typing import Any
 
 from zoo.cli.base import _STATE
 
-_FAST_COMMANDS: dict[str, tuple[str, dict[str, str], dict[str, str], str | None]] = {
-    # command: ("module:function", value options, flags, positional: "many" | "one" | None)
+_FAST_COMMANDS: dict[str, tuple[str, dict[str, str], dict[str, Any], str | None]] = {
+    # command: ("module:function", value options, flags, positional: "many" | "one" | None);
+    # a flag gives its keyword True, or (keyword, value) for a --yes/--no pair
     "list": ("listing:list_cmd", {"--family": "family", "-f": "family", "--task": "task",
                                   "-t": "task"},
              {"--pretrained": "pretrained", "-p": "pretrained", "--namespaces": "namespaces",
@@ -31,8 +32,9 @@ _FAST_COMMANDS: dict[str, tuple[str, dict[str, str], dict[str, str], str | None]
     "recommend": ("listing:recommend_cmd", {"--task": "task", "-t": "task",
                                             "--data-size": "data_size", "-d": "data_size",
                                             "--compute": "compute",
-                                            "--max-params": "max_params"},
-                  {"--json": "as_json"}, None),
+                                            "--max-params": "max_params", "--data": "data"},
+                  {"--json": "as_json", "--offline": "offline",
+                   "--similar": ("similar", True), "--different": ("similar", False)}, None),
 }
 
 
@@ -67,10 +69,12 @@ def _parse_fast(argv: list[str]) -> tuple[str, dict[str, Any], list[Path], bool]
         key, eq, val = arg.partition("=")
         if arg == "--" or arg in ("-h", "--help"):
             return None
+        flag = flags.get(arg)
+        flag_key, flag_value = flag if isinstance(flag, tuple) else (flag, True)
         if arg == "--debug":        # a global option, accepted after the command too
             debug = True
-        elif arg in flags and flags[arg] not in kwargs:
-            kwargs[flags[arg]] = True
+        elif flag is not None and flag_key not in kwargs:
+            kwargs[flag_key] = flag_value
         elif key in values and values[key] not in kwargs:
             if eq:
                 if not val:
