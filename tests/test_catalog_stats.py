@@ -239,7 +239,7 @@ def test_tag_figures_survive_the_parse_cache(tmp_path, monkeypatch):
     monkeypatch.delenv("ZOO_NO_CACHE", raising=False)
     monkeypatch.setattr(catalog, "_MEMO", {})
     first = catalog.load_catalog(catalog.BUILTIN_CATALOG)
-    assert list(tmp_path.rglob("*.pickle")), "the built-in catalog should be cached"
+    assert list(tmp_path.rglob("catalogs/*.json")), "the built-in catalog should be cached"
     monkeypatch.setattr(catalog, "_MEMO", {})
     cached = {s.name: s for s in catalog.load_catalog(catalog.BUILTIN_CATALOG)}
     assert type(cached["transformer"]).__name__ == "LazySpec"

@@ -13,8 +13,8 @@ import zoo
 from conftest import run_zoo
 
 HEAVY = ("torch", "timm", "transformers", "torch_geometric", "peft", "gradio", "torchvision")
-# typer imports pydantic to coerce parameters; the listing commands' fast path avoids it
-FAST_ONLY = ("pydantic",)
+# typer (and pydantic behind it) and rich cost more than a listing; its fast path avoids them
+FAST_ONLY = ("typer", "rich", "pydantic", "click")
 
 
 @pytest.mark.parametrize("args", [["list"], ["info", "resnet50"], ["info", "lenet5", "--json"],
@@ -36,6 +36,7 @@ def test_light_commands_import_no_heavy_library(args):
 
 
 @pytest.mark.parametrize("args", [["list"], ["-c", "x.toml", "list"], ["list", "res*", "-f", "cnn"],
+                                  ["list", "--debug"], ["info", "lenet5", "--debug", "--json"],
                                   ["list", "--task=image-classification", "--json"],
                                   ["info", "resnet50"], ["plugins", "--json"],
                                   ["recommend", "-t", "image-classification", "-d", "800"]])
@@ -66,7 +67,12 @@ def test_anything_else_goes_to_typer(args):
                                   ["recommend", "--task", "nothing"],
                                   ["recommend", "--task", "image-classification", "-d", "lots"],
                                   ["recommend", "--task", "image-classification",
-                                   "--compute", "tpu"]])
+                                   "--compute", "tpu"],
+                                  ["recommend", "--task", "image-classification", "--offline",
+                                   "--different", "--json"],
+                                  ["recommend", "--task", "text-classification", "--similar"],
+                                  ["recommend", "--task", "image-classification", "--data",
+                                   "no/such/folder"]])
 def test_fast_path_and_typer_give_the_same_output(args, capsys):
     from zoo.cli import _run_fast, app
 
@@ -84,13 +90,42 @@ def test_fast_path_and_typer_give_the_same_output(args, capsys):
     assert fast == slow
 
 
-def test_zoo_list_imports_no_pydantic():
-    code = ("import sys, io, contextlib\nsys.argv = ['zoo', 'list']\nfrom zoo.cli import main\n"
-            "with contextlib.redirect_stdout(io.StringIO()):\n    main()\n"
+@pytest.mark.parametrize("args", [["list"], ["list", "--json", "--debug"], ["info", "resnet50"],
+                                  ["--debug", "info", "lenet5.digits", "--json"], ["plugins"],
+                                  ["recommend", "--task", "image-classification", "-d", "800"],
+                                  ["info", "no-such-model"]])
+def test_listing_commands_import_neither_typer_nor_rich(args):
+    """The fast path's whole point: typer, rich, pydantic and click cost more than the
+    listing itself (issue 18). A usage error like an unknown model stays on it too."""
+    code = ("import sys, io, contextlib\n"
+            f"sys.argv = ['zoo', *{args!r}]\nfrom zoo.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    try:\n        main()\n    except SystemExit:\n        pass\n"
             f"print(sorted(m for m in sys.modules if m.split('.')[0] in {FAST_ONLY!r}))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)
     assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
+
+
+def test_help_and_usage_errors_still_go_through_typer():
+    code = ("import sys, io, contextlib\nsys.argv = ['zoo', 'list', '--famly', 'cnn']\n"
+            "from zoo.cli import main\n"
+            "with contextlib.redirect_stderr(io.StringIO()) as err:\n"
+            "    try:\n        main()\n    except SystemExit as e:\n        code = e.code\n"
+            "print(code, 'typer' in sys.modules, 'famly' in err.getvalue())")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.stdout.split() == ["2", "True", "True"], proc.stdout + proc.stderr
+
+
+def test_zoo_cli_app_is_the_typer_app_even_after_a_command_module_is_imported():
+    code = ("import zoo.cli.get, zoo.cli.listing, typer\nfrom zoo.cli import app\n"
+            "import zoo.cli\nassert isinstance(app, typer.Typer) and zoo.cli.app is app\n"
+            "print([c.name for c in app.registered_commands])")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split()[0].startswith("['list',"), proc.stdout
 
 
 @pytest.mark.parametrize("command", ["list", "info", "get", "plugins", "recommend"])

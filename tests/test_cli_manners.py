@@ -295,7 +295,11 @@ def test_unknown_model_of_a_disabled_plugin_says_how_to_enable_it(vae_plugin, mo
     assert "zoo_vae_test" not in sys.modules          # found without importing it
     monkeypatch.delenv("ZOO_DISABLE_PLUGINS")
     monkeypatch.setenv("ZOO_PLUGINS", "other")
-    msg = one_error(invoke("info", "vae/vae_mlp"))
+    res = invoke("info", "vae/vae_mlp")
+    # 'other' names nothing installed: a warning line says so before the error
+    warning, msg = res.stderr.strip().splitlines()
+    assert warning.startswith("zoo: warning: ZOO_PLUGINS names 'other', which is no ")
+    assert res.exit_code == 2 and msg.startswith("Error: ")
     assert "which ZOO_PLUGINS=other leaves out; set ZOO_PLUGINS=other,vae to load it" in msg
 
 

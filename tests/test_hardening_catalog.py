@@ -260,7 +260,7 @@ def big_catalog(tmp_path, monkeypatch):
     assert path.stat().st_size >= 64_000
     cold(monkeypatch)
     fresh = load_catalog(path)
-    files = list((tmp_path / "cache" / "catalogs").glob("*.pickle"))
+    files = list((tmp_path / "cache" / "catalogs").glob("*.json"))
     assert len(files) == 1, "a large catalog is cached on disk"
     return path, files[0], fresh
 
@@ -278,8 +278,8 @@ def test_cache_is_used_when_fresh(big_catalog, monkeypatch):
 
 
 @pytest.mark.parametrize("damage", [
-    "truncate-head", "truncate-body", "empty", "garbage", "other-pickle", "directory",
-    "wrong-body-type",
+    "truncate-head", "truncate-body", "empty", "garbage", "a-pickle", "directory",
+    "wrong-body-type", "wrong-row-shape",
 ])
 def test_damaged_cache_is_rebuilt_silently(big_catalog, monkeypatch, damage):
     path, cache_file, fresh = big_catalog
@@ -292,18 +292,20 @@ def test_damaged_cache_is_rebuilt_silently(big_catalog, monkeypatch, damage):
         cache_file.write_bytes(b"")
     elif damage == "garbage":
         cache_file.write_bytes(b"\x80\x05garbage" * 100)
-    elif damage == "other-pickle":
+    elif damage == "a-pickle":            # the old format is never unpickled
         cache_file.write_bytes(pickle.dumps({"not": "a head"}) + pickle.dumps([1, 2]))
     elif damage == "directory":
         cache_file.unlink()
         cache_file.mkdir()
-    elif damage == "wrong-body-type":
-        # a matching head over a body of the wrong shape
-        head = pickle.loads(raw)
-        body = pickle.dumps("not specs")
+    elif damage in ("wrong-body-type", "wrong-row-shape"):
+        # a matching head and checksum over a body of the wrong shape
+        import json
         import zlib
-        head = (*head[:-1], zlib.crc32(body))
-        cache_file.write_bytes(pickle.dumps(head) + body)
+        meta = json.loads(raw.split(b"\n", 1)[0])
+        body = (b'"not specs"\n{}' if damage == "wrong-body-type" else   # one column only
+                json.dumps([["x"] * meta["count"]]).encode() + b"\n{}" * meta["count"])
+        meta["crc"] = zlib.crc32(body)
+        cache_file.write_bytes(json.dumps(meta).encode() + b"\n" + body)
     cold(monkeypatch)
     assert load_catalog(path) == fresh
     if damage != "directory":          # rewritten, good again

@@ -1,6 +1,9 @@
-"""The typer app every command registers on, its global options, and the error handling.
+"""The typer app every command registers on, and its global options.
 
 The ``zoo`` command: parse, call :mod:`zoo`, render. Heavy imports stay inside commands.
+Only typer's path imports this module: the fast path (:mod:`zoo.cli.fast`) never does,
+and the typer-free parts every command shares (state, one-line errors, the registry)
+live in :mod:`zoo.cli.base` and are re-exported here.
 
 Data goes to stdout (aligned columns from :mod:`zoo.cli.table`, coloured on a terminal; JSON
 with ``--json``); warnings and errors go to stderr. A ``ZooError`` becomes one line and
@@ -10,17 +13,23 @@ traceback instead.
 
 from __future__ import annotations
 
-import functools
-import gc
 import inspect
-import os
-import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from zoo.errors import ZooError
+# Re-exported: the typer-based command modules take them from here.
+from zoo.cli.base import (  # noqa: F401
+    _STATE,
+    DEBUG_HELP,
+    JSON_HELP,
+    _debug,
+    _fail,
+    _registry,
+    heavy,
+)
+from zoo.cli.base import handles_errors as base_handles_errors
 
 app = typer.Typer(
     name="zoo",
@@ -30,63 +39,28 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-_STATE: dict[str, Any] = {"catalogs": [], "debug": False}
-
-JsonOpt = Annotated[bool, typer.Option("--json",
-                                       help="Print JSON (for scripts) instead of a table.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 
 
-def _debug() -> bool:
-    return _STATE["debug"] or os.environ.get("ZOO_DEBUG", "") not in ("", "0")
-
-
-def _fail(message: str, code: int) -> None:
-    if not message.isprintable():   # a name typed with a newline must not split the line
-        message = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
-    print(f"Error: {message}", file=sys.stderr)
-    if not _debug():
-        print("(set ZOO_DEBUG=1 or pass --debug for a traceback)", file=sys.stderr) \
-            if code != 2 else None
-    raise typer.Exit(code)
-
-
-DEBUG_HELP = "Show tracebacks on errors."
-
-
-def handles_errors(fn):
-    """Turn ZooErrors (and Ctrl-C) into one line and an exit code.
-
-    Also gives the command its own ``--debug`` option, so ``zoo get X --debug`` works as
-    well as ``zoo --debug get X`` (the option a user adds last, after seeing an error).
-    """
-
-    @functools.wraps(fn)
-    def wrapper(*args, debug: bool = False, **kwargs):
-        if debug:
-            _STATE["debug"] = True
-        try:
-            return fn(*args, **kwargs)
-        except ZooError as e:
-            if _debug():
-                raise
-            _fail(str(e), e.exit_code)
-        except KeyboardInterrupt:
-            print("Interrupted.", file=sys.stderr)
-            raise typer.Exit(130) from None
-
-    sig = inspect.signature(fn, eval_str=True)
+def with_debug_option(wrapper):
+    """Give a command (a :func:`zoo.cli.base.handles_errors` wrapper) its own ``--debug``
+    option, so ``zoo get X --debug`` works as well as ``zoo --debug get X`` (the option a
+    user adds last, after seeing an error). The wrapper already takes ``debug``; this tells
+    typer so. Typer-free commands get it when typer registers them (:mod:`zoo.cli`)."""
+    sig = inspect.signature(wrapper, eval_str=True)
+    if "debug" in sig.parameters:
+        return wrapper
     option = inspect.Parameter(
         "debug", inspect.Parameter.KEYWORD_ONLY, default=False,
         annotation=Annotated[bool, typer.Option("--debug", help=DEBUG_HELP)])
     wrapper.__signature__ = sig.replace(parameters=[*sig.parameters.values(), option])
-    wrapper.__annotations__ = {**fn.__annotations__, "debug": option.annotation}
+    wrapper.__annotations__ = {**wrapper.__annotations__, "debug": option.annotation}
     return wrapper
 
 
-def _registry():
-    from zoo.registry import default_registry
-
-    return default_registry(_STATE["catalogs"])
+def handles_errors(fn):
+    """:func:`zoo.cli.base.handles_errors`, with the command's own ``--debug`` option."""
+    return with_debug_option(base_handles_errors(fn))
 
 
 def _version(value: bool) -> None:
@@ -120,8 +94,3 @@ def _main(
     """
     _STATE["catalogs"] = list(catalog or [])
     _STATE["debug"] = debug
-
-
-def heavy() -> None:
-    """Re-enable the GC before a command builds models or serves requests."""
-    gc.enable()

@@ -6,21 +6,22 @@ of a 0.27 s run). The listing commands are the ones people run all day and scrip
 in loops, so their plain invocations (and zoo recommend's) are parsed here and handed to
 the very same command functions. Anything this parser does not know (help, a typo, an
 unknown option) goes to typer, which owns help, usage errors and every other command.
+
+Nothing here imports typer, rich, pydantic or click (tests/test_cli.py checks), and
+neither do the command modules it calls (see :mod:`zoo.cli.base`).
 """
 
 from __future__ import annotations
 
-import sys
 from importlib import import_module
 from pathlib import Path
 from typing import Any
 
-import typer
+from zoo.cli.base import _STATE
 
-from zoo.cli.app import _STATE
-
-_FAST_COMMANDS: dict[str, tuple[str, dict[str, str], dict[str, str], str | None]] = {
-    # command: ("module:function", value options, flags, positional: "many" | "one" | None)
+_FAST_COMMANDS: dict[str, tuple[str, dict[str, str], dict[str, Any], str | None]] = {
+    # command: ("module:function", value options, flags, positional: "many" | "one" | None);
+    # a flag gives its keyword True, or (keyword, value) for a --yes/--no pair
     "list": ("listing:list_cmd", {"--family": "family", "-f": "family", "--task": "task",
                                   "-t": "task"},
              {"--pretrained": "pretrained", "-p": "pretrained", "--namespaces": "namespaces",
@@ -31,8 +32,9 @@ _FAST_COMMANDS: dict[str, tuple[str, dict[str, str], dict[str, str], str | None]
     "recommend": ("listing:recommend_cmd", {"--task": "task", "-t": "task",
                                             "--data-size": "data_size", "-d": "data_size",
                                             "--compute": "compute",
-                                            "--max-params": "max_params"},
-                  {"--json": "as_json"}, None),
+                                            "--max-params": "max_params", "--data": "data"},
+                  {"--json": "as_json", "--offline": "offline",
+                   "--similar": ("similar", True), "--different": ("similar", False)}, None),
 }
 
 
@@ -67,8 +69,12 @@ def _parse_fast(argv: list[str]) -> tuple[str, dict[str, Any], list[Path], bool]
         key, eq, val = arg.partition("=")
         if arg == "--" or arg in ("-h", "--help"):
             return None
-        if arg in flags and flags[arg] not in kwargs:
-            kwargs[flags[arg]] = True
+        flag = flags.get(arg)
+        flag_key, flag_value = flag if isinstance(flag, tuple) else (flag, True)
+        if arg == "--debug":        # a global option, accepted after the command too
+            debug = True
+        elif flag is not None and flag_key not in kwargs:
+            kwargs[flag_key] = flag_value
         elif key in values and values[key] not in kwargs:
             if eq:
                 if not val:
@@ -104,9 +110,6 @@ def _run_fast(argv: list[str]) -> bool:
         return False
     fn, kwargs, catalogs, debug = parsed
     _STATE["catalogs"], _STATE["debug"] = catalogs, debug
-    try:
-        module, _, name = fn.partition(":")
-        getattr(import_module(f"zoo.cli.{module}"), name)(**kwargs)
-    except typer.Exit as e:
-        sys.exit(e.exit_code)
+    module, _, name = fn.partition(":")
+    getattr(import_module(f"zoo.cli.{module}"), name)(**kwargs)   # errors: SystemExit
     return True

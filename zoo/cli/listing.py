@@ -6,16 +6,14 @@ import json
 import sys
 from typing import Annotated, Any
 
-import typer
-
-from zoo.cli.app import JsonOpt, _registry, app, handles_errors
+from zoo.cli.base import JSON_HELP, _registry, command, handles_errors, typer
 from zoo.cli.render import _check_choice, _json, _table, human_count
 from zoo.cli.status import namespace_wait, status
 from zoo.errors import UsageError
 from zoo.registry.spec import GFLOPS_NOTE
 
 
-@app.command("list")
+@command("list")
 @handles_errors
 def list_cmd(
     patterns: Annotated[list[str] | None, typer.Argument(
@@ -28,7 +26,7 @@ def list_cmd(
         "--namespaces", "-n",
         help="Also list pass-through namespaces (timm/..., torchvision/...); imports them.",
     )] = False,
-    as_json: JsonOpt = False,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """List models, sorted by name.
 
@@ -89,11 +87,11 @@ def list_cmd(
            floors={"FAMILY": 6, "TASK": 10})
 
 
-@app.command("info")
+@command("info")
 @handles_errors
 def info_cmd(
     name: Annotated[str, typer.Argument(help="NAME or NAME.TAG.")],
-    as_json: JsonOpt = False,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Show everything known about a model: paper, licence, input, size, tags, plugin.
 
@@ -183,7 +181,7 @@ def _fmt_input(inp: dict | None) -> str:
     return s
 
 
-@app.command("recommend")
+@command("recommend")
 @handles_errors
 def recommend_cmd(
     task: Annotated[str, typer.Option("--task", "-t", help="What the model must do.")],
@@ -204,7 +202,7 @@ def recommend_cmd(
         "--offline", help="Only weights on this machine (also when ZOO_OFFLINE or "
         "HF_HUB_OFFLINE is set).")] = False,
     top: Annotated[int, typer.Option("--top", help="How many models to show.")] = 5,
-    as_json: JsonOpt = False,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Rank models for a task and advise a fine-tuning technique, with reasons.
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from zoo.cli.app import JsonOpt, _registry, app, handles_errors
+from typing import Annotated
+
+from zoo.cli.base import JSON_HELP, _registry, command, handles_errors, typer
 from zoo.cli.render import _json, _table
 
 
@@ -13,9 +15,9 @@ def _few_names(names: list[str], n: int = 3) -> str:
     return f"{len(names)}: {shown}" + (", ..." if len(names) > n else "")
 
 
-@app.command("plugins")
+@command("plugins")
 @handles_errors
-def plugins_cmd(as_json: JsonOpt = False) -> None:
+def plugins_cmd(as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False) -> None:
     """List plugins: version, where from, models added, errors.
 
     A broken plugin is skipped and shown here. ZOO_DISABLE_PLUGINS=NAME,... never loads

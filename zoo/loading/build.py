@@ -11,18 +11,19 @@ import contextlib
 import contextvars
 import json
 import os
-import stat
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from zoo.atomic import NotARegularFile, read_regular
 from zoo.errors import BuildError, UsageError, WeightsError, ZooError
 from zoo.registry.lazy import import_object
 from zoo.registry.spec import InputSpec, ModelSpec, thaw
 from zoo.version import DISTRIBUTION
 
 CONFIG_FILE = "config.json"
+MAX_CONFIG_BYTES = 16 * 2**20      # label lists of tens of thousands of classes fit
 WEIGHTS_FILE = "model.safetensors"
 FORMAT_VERSION = 1
 
@@ -270,9 +271,6 @@ def save(model: Any, directory: str | os.PathLike[str], *, spec: ModelSpec,
     return target
 
 
-MAX_CONFIG_BYTES = 16 * 2**20      # label lists of tens of thousands of classes fit
-
-
 def read_config(directory: str | os.PathLike[str]) -> dict[str, Any]:
     """A saved directory's ``config.json`` as a dict, or one line saying what is wrong.
 
@@ -283,15 +281,12 @@ def read_config(directory: str | os.PathLike[str]) -> dict[str, Any]:
     cfg_path = d / CONFIG_FILE
     damaged = "the directory is damaged, save or fetch it again"
     try:
-        st = cfg_path.stat()
-        if not stat.S_ISREG(st.st_mode):
-            raise UsageError(f"{cfg_path}: not a regular file; {damaged}")
-        if st.st_size > MAX_CONFIG_BYTES:
-            raise UsageError(f"{cfg_path}: {st.st_size:,} bytes, more than a model's config "
-                             f"({MAX_CONFIG_BYTES:,} at most); {damaged}")
-        with open(cfg_path, "rb") as f:
-            data = f.read(MAX_CONFIG_BYTES + 1)
-        config = json.loads(data.decode("utf-8"))
+        # A regular file of bounded size only: a FIFO would hang, /dev/zero eat the memory.
+        config = json.loads(read_regular(cfg_path, MAX_CONFIG_BYTES))
+    except NotARegularFile as e:
+        why = str(e).replace("more than the ", "more than a model's config (").replace(
+            " allowed", " at most)")
+        raise UsageError(f"{cfg_path}: unreadable ({why}); {damaged}") from None
     except FileNotFoundError:
         raise UsageError(f"{d}: no {CONFIG_FILE}; not a zoo model directory "
                          "(make one with 'zoo get NAME --save DIR')") from None

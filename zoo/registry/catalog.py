@@ -1,128 +1,63 @@
 """Parse and validate catalog files (``registry.toml`` and users' own) into ModelSpecs.
 
-Parsing uses :mod:`tomllib` only, never torch. Every problem becomes one
-:class:`~zoo.errors.CatalogError` naming the file, the line, the model and the fix.
-Validated catalogs are cached on disk (:mod:`zoo.registry.cache`), so a large user
-catalog costs its parse once.
+Parsing uses :mod:`tomllib` only, never torch; validation is :mod:`zoo.registry.validate`.
+Every problem becomes one :class:`~zoo.errors.CatalogError` naming the file, the line, the
+model and the fix. Validated catalogs are cached on disk (:mod:`zoo.registry.cache`), so
+a large user catalog costs its parse once. Only a regular file of at most
+``MAX_CATALOG_BYTES`` is read (a FIFO or ``/dev/zero`` named as a catalog is refused, not
+waited on or read forever).
+
+A catalog's models come back as :class:`~zoo.registry.spec.LazySpec` records: the fields a
+listing shows, and the validated entry that becomes the full ModelSpec on first use of
+any other field. A 10,000-entry catalog is listed without building 10,000 ModelSpecs,
+whether it was just parsed or read back from the cache.
 """
 
 from __future__ import annotations
 
 import contextlib
-import difflib
+import functools
 import gc
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from zoo.atomic import read_regular, unreadable
 from zoo.errors import CatalogError
-from zoo.registry.cache import read_cached, store
+from zoo.registry.cache import read_catalog, store_catalog
 from zoo.registry.spec import (
     NAME_RE,
-    TAG_RE,
     InputSpec,
+    LazySpec,
     ModelSpec,
     PretrainedSpec,
     freeze,
     thaw,
 )
-from zoo.registry.tasks import check_task
+from zoo.registry.validate import (  # noqa: F401 - also zoo.registry.catalog's public names
+    DTYPES,
+    FINETUNE_KEYS,
+    INPUT_KEYS,
+    MODEL_KEYS,
+    PRETRAINED_KEYS,
+    REQUIRED_MODEL_KEYS,
+    SCHEMES,
+    _Lines,
+    check_source,
+    validate_catalog,
+)
 
-MODEL_KEYS = {
-    "family": str, "task": str, "builder": str, "kwargs": dict, "input": dict,
-    "description": str, "paper": str, "paper_url": str, "year": int, "license": str,
-    "params": int, "gflops": (int, float), "tags": list, "finetune": dict, "demo": str,
-    "pretrained": dict,
-}
-REQUIRED_MODEL_KEYS = ("family", "task", "builder")
-PRETRAINED_KEYS = {
-    "source": str, "sha256": str, "kwargs": dict, "labels": list, "input": dict,
-    "dataset": str, "metrics": dict, "license": str, "description": str, "default": bool,
-    "task": str, "demo": str, "params": int, "gflops": (int, float),
-}
-INPUT_KEYS = {"size": list, "dtype": str, "mean": list, "std": list, "interpolation": str,
-              "invert": bool}
-FINETUNE_KEYS = {"head", "lora_targets", "layer_groups", "backbone", "no_decay",
-                 "target_parameters", "notes"}
-DTYPES = {"float32", "float16", "bfloat16", "int64", "int32"}
-
-SCHEMES = ("hf-hub", "timm", "torchvision", "file", "package", "https", "http")
-_SOURCE_FORMS = {
-    "hf-hub": (re.compile(r"^[\w.\-]+/[\w.\-]+(@[^/\s]+)?(/\S+)?$"),
-               "hf-hub:ORG/REPO[@REV][/FILE]"),
-    "timm": (re.compile(r"^[\w\-]+(\.[\w\-]+)?$"), "timm:MODEL_NAME[.TAG]"),
-    "torchvision": (re.compile(r"^[A-Za-z_]\w*\.[A-Za-z_]\w*$"), "torchvision:WeightsEnum.MEMBER"),
-    "file": (re.compile(r"^\S.*$"), "file:PATH"),
-    "package": (re.compile(r"^[A-Za-z_][\w.]*/\S.*$"), "package:IMPORT_NAME/PATH/IN/PACKAGE"),
-    "https": (re.compile(r"^//[^/\s]+/\S*$"), "https://HOST/PATH (with sha256)"),
-    "http": (re.compile(r"^//(127\.0\.0\.1|localhost|\[::1\])(:\d+)?/\S*$"),
-             "http://127.0.0.1:PORT/PATH (plain http only on loopback; use https)"),
-}
-_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-_BUILDER_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+#: The largest catalog file zoo reads (a 100,000-entry catalog is ~40 MB).
+MAX_CATALOG_BYTES = 256 * 2**20
 
 #: The catalog of built-in models, shared by the built-in family plugins.
 BUILTIN_CATALOG = Path(__file__).parent.parent / "registry.toml"
 
 # Work already done in this process: the built-in plugins share one file.
-_RAW_MEMO: dict[tuple[str, int, int], list[tuple[str, dict[str, Any]]]] = {}
+_RAW_MEMO: dict[tuple[Any, ...], list[tuple[str, dict[str, Any]]]] = {}
 _MEMO: dict[tuple[Any, ...], list[ModelSpec]] = {}
-
-
-def check_source(source: str, *, sha256: str | None = None) -> str | None:
-    """Return what is wrong with a pretrained source URI, or ``None`` if it is well formed.
-
-    Schemes zoo does not know are accepted (a plugin may claim them) unless they look
-    like a typo of a known one.
-    """
-    scheme, colon, rest = source.partition(":")
-    if not colon or not scheme or not rest:
-        return (f"source '{source}' has no scheme; write SCHEME:LOCATION with SCHEME one of "
-                + ", ".join(SCHEMES))
-    form = _SOURCE_FORMS.get(scheme)
-    if form is None:
-        close = difflib.get_close_matches(scheme, SCHEMES, n=1, cutoff=0.7)
-        if close:
-            return f"unknown source scheme '{scheme}:'; did you mean '{close[0]}:'?"
-        if not re.match(r"^[a-z][a-z0-9+.\-]*$", scheme):
-            return f"source scheme '{scheme}' is not a valid URI scheme"
-        return None
-    if not form[0].match(rest):
-        return f"source '{source}' is malformed; expected {form[1]}"
-    if scheme in ("https", "http") and not sha256:
-        return f"source '{source}' needs a sha256 so the download can be verified"
-    return None
-
-
-class _Lines:
-    """Find the line of a table or key in the TOML text, only when an error needs it."""
-
-    def __init__(self, text: str):
-        self.lines = text.splitlines()
-
-    def table(self, *parts: str) -> int | None:
-        dotted = r"\.".join(rf"(\"{re.escape(p)}\"|{re.escape(p)})" for p in parts)
-        pat = re.compile(rf"^\s*\[\s*{dotted}\s*\]")
-        for i, line in enumerate(self.lines):
-            if pat.match(line):
-                return i + 1
-        return None
-
-    def key(self, key: str, *parts: str) -> int | None:
-        sub = self.table(*parts, key)   # the "key" may name a sub-table ([a.b.key])
-        if sub is not None:
-            return sub
-        start = self.table(*parts)
-        pat = re.compile(rf"^\s*(\"{re.escape(key)}\"|{re.escape(key)})\s*=")
-        for i in range(start or 0, len(self.lines)):
-            if start is not None and i >= start and self.lines[i].lstrip().startswith("["):
-                break
-            if pat.match(self.lines[i]):
-                return i + 1
-        return start
 
 
 def load_catalog(path: str | os.PathLike[str], *, plugin: str | None = None,
@@ -144,7 +79,12 @@ def load_catalog(path: str | os.PathLike[str], *, plugin: str | None = None,
     except OSError as e:
         raise CatalogError(f"cannot read catalog ({e.strerror}); check the path", path=str(p)) \
             from None
-    memo_key = (str(p), st.st_size, st.st_mtime_ns, plugin, family)
+    problem = unreadable(st, MAX_CATALOG_BYTES)
+    if problem:
+        raise CatalogError(f"cannot read catalog: {problem}; name a TOML file of at most "
+                           f"{MAX_CATALOG_BYTES // 2**20} MiB", path=str(p))
+    # ctime and inode too: an edit that keeps the size and puts the mtime back is an edit.
+    memo_key = (str(p), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, plugin, family)
     specs = _MEMO.get(memo_key)
     if specs is None:
         with _no_gc():
@@ -154,17 +94,47 @@ def load_catalog(path: str | os.PathLike[str], *, plugin: str | None = None,
 
 def _load(p: Path, st: os.stat_result, memo_key: tuple[Any, ...], *, plugin: str | None,
           family: str | None, cache: bool) -> list[ModelSpec]:
-    specs = read_cached(p, st, plugin, family) if cache else None
+    origin = str(p)
+    cached = read_catalog(p, st, plugin, family) if cache else None
+    specs = None
+    if cached is not None:
+        rows, records = cached
+        unpack = functools.partial(_unpack_cached, records)
+        try:
+            specs = [LazySpec.make(row, plugin, origin, row[8], unpack) for row in rows]
+        except (ValueError, TypeError, IndexError):
+            specs = None           # rows of another shape: parse again
     if specs is None:
-        raw = _RAW_MEMO.get(memo_key[:3])
+        raw = _RAW_MEMO.get(memo_key[:5])
         if raw is None:
-            raw = _RAW_MEMO[memo_key[:3]] = _parse(p)
-        specs = [_to_spec(name, fields, plugin) for name, fields in raw
-                 if family is None or fields["family"] == family]
+            raw = _RAW_MEMO[memo_key[:5]] = _parse(p)
+        chosen = [(name, f) for name, f in raw if family is None or f["family"] == family]
+        rows = [_listing(name, f) for name, f in chosen]
+        specs = [LazySpec.make(row, plugin, origin, f, _unpack)
+                 for row, (_, f) in zip(rows, chosen, strict=True)]
         if cache:
-            store(p, st, plugin, family, specs)
+            store_catalog(p, st, plugin, family, rows, [f for _, f in chosen])
     _MEMO[memo_key] = specs
     return specs
+
+
+def _listing(name: str, f: dict[str, Any]) -> list[Any]:
+    """An entry's listing fields (:data:`zoo.registry.spec.LISTING_FIELDS`), as JSON values."""
+    pre = f["pretrained"]
+    return [name, f["family"], f["task"], f.get("params"),
+            float(f["gflops"]) if "gflops" in f else None, f.get("description"),
+            list(pre), sorted({p["task"] for p in pre.values() if p.get("task")})]
+
+
+def _unpack(d: dict[str, Any]) -> ModelSpec:
+    """The full ModelSpec of a freshly parsed LazySpec's ``__dict__`` (its record: the
+    entry's validated fields)."""
+    return _to_spec(d["name"], d["_blob"], d["plugin"], origin=d["origin"])
+
+
+def _unpack_cached(records: Any, d: dict[str, Any]) -> ModelSpec:
+    """The same for a LazySpec read from the cache (its record: an offset in ``records``)."""
+    return _to_spec(d["name"], records.at(d["_blob"]), d["plugin"], origin=d["origin"])
 
 
 @contextlib.contextmanager
@@ -182,8 +152,12 @@ def _no_gc():
 
 def _parse(p: Path) -> list[tuple[str, dict[str, Any]]]:
     """Parse and validate the file; return ``[(name, normalised fields), ...]``."""
+    import tomllib  # not needed when the cache answers (~4 ms)
+
     try:
-        text = p.read_text(encoding="utf-8-sig")   # editors on Windows add a BOM
+        # A regular file of bounded size only, checked on the open file (it may have been
+        # swapped for a FIFO since the stat).
+        text = read_regular(p, MAX_CATALOG_BYTES).decode("utf-8-sig")   # Windows BOMs
     except (OSError, UnicodeDecodeError) as e:
         raise CatalogError(f"cannot read catalog ({e}); check the path and encoding",
                            path=str(p)) from None
@@ -206,162 +180,6 @@ def _parse(p: Path) -> list[tuple[str, dict[str, Any]]]:
     return validate_catalog(data, path=str(p), lines=lines)
 
 
-def validate_catalog(data: Mapping[str, Any], *, path: str = "<catalog>",
-                     lines: Any = None) -> list[tuple[str, dict[str, Any]]]:
-    """Validate a parsed catalog mapping; return normalised ``(name, fields)`` pairs."""
-    base = Path(path).parent if path != "<catalog>" else Path.cwd()
-
-    def fail(msg: str, *, model: str | None = None, line: int | None = None) -> CatalogError:
-        # Names and values quoted from the file may hold newlines: keep the error one line.
-        return CatalogError(_one_line(msg), path=path, line=line,
-                            model=_one_line(model) if model is not None else None)
-
-    extra = set(data) - {"models"}
-    if extra:
-        key = sorted(extra)[0]
-        raise fail(f"unknown top-level table '{key}'; catalogs hold only [models.NAME] tables",
-                   line=lines.table(key) if lines else None)
-    models = data.get("models", {})
-    if not isinstance(models, Mapping):
-        raise fail("'models' must be a table of [models.NAME] tables")
-    out = []
-    for name, fields in models.items():
-        def where(*keys: str, _name: str = name) -> int | None:
-            if lines is None:
-                return None
-            if keys:
-                return lines.key(keys[-1], "models", _name, *keys[:-1])
-            return lines.table("models", _name)
-
-        if not isinstance(fields, Mapping):
-            raise fail("must be a table ([models.NAME]) not a value", model=name, line=where())
-        if not NAME_RE.match(name):
-            raise fail("invalid model name; use lowercase letters, digits, '_' and '-' "
-                       "(optionally NAMESPACE/NAME), no dots", model=name, line=where())
-        entry = _validate_model(name, fields, fail, where, base)
-        entry["_origin"] = path
-        out.append((name, entry))
-    return out
-
-
-def _one_line(text: str) -> str:
-    """Escape line breaks and other control characters so a message stays one line."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
-
-
-def _check_keys(fields: Mapping[str, Any], allowed: Mapping[str, Any] | set[str], what: str,
-                fail, where, model: str, prefix: tuple[str, ...] = ()):
-    for key, value in fields.items():
-        if key not in allowed:
-            close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.6)
-            hint = f"did you mean '{close[0]}'?" if close else \
-                "allowed: " + ", ".join(sorted(allowed))
-            raise fail(f"unknown key '{key}' in {what}; {hint}", model=model,
-                       line=where(*prefix, key))
-        if isinstance(allowed, Mapping):
-            typ = allowed[key]
-            # bool is an int subclass: 'params = true' or 'gflops = true' is no number
-            ok = isinstance(value, typ) and not (isinstance(value, bool) and typ is not bool)
-            if not ok:
-                tname = typ.__name__ if isinstance(typ, type) else "number"
-                tname = {"str": "string", "dict": "table", "list": "array",
-                         "int": "integer", "bool": "true/false"}.get(tname, tname)
-                raise fail(f"'{key}' must be a {tname}, got {value!r}", model=model,
-                           line=where(*prefix, key))
-
-
-def _validate_input(inp: Mapping[str, Any], fail, where, model: str,
-                    prefix: tuple[str, ...]) -> dict[str, Any]:
-    _check_keys(inp, INPUT_KEYS, "input", fail, where, model, prefix)
-    if "size" not in inp:
-        raise fail("input needs 'size' (one sample's shape, e.g. [3, 224, 224])",
-                   model=model, line=where(*prefix))
-    size = inp["size"]
-    if not size or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0
-                            for s in size):
-        raise fail(f"input.size must be positive integers, got {size!r}", model=model,
-                   line=where(*prefix))
-    for k in ("mean", "std"):
-        if k in inp and not all(isinstance(v, int | float) for v in inp[k]):
-            raise fail(f"input.{k} must be numbers, got {inp[k]!r}", model=model,
-                       line=where(*prefix))
-    if "dtype" in inp and inp["dtype"] not in DTYPES:
-        raise fail(f"input.dtype '{inp['dtype']}' unknown; use one of " + ", ".join(sorted(DTYPES)),
-                   model=model, line=where(*prefix))
-    return dict(inp)
-
-
-def _validate_model(name: str, fields: Mapping[str, Any], fail, where, base: Path):
-    _check_keys(fields, MODEL_KEYS, "model table", fail, where, name)
-    for key in REQUIRED_MODEL_KEYS:
-        if key not in fields or not fields[key]:
-            raise fail(f"missing required key '{key}'"
-                       + (" (a lazy 'module:callable' path)" if key == "builder" else ""),
-                       model=name, line=where())
-    if not _BUILDER_RE.match(fields["builder"]):
-        raise fail(f"builder '{fields['builder']}' must be 'package.module:callable'",
-                   model=name, line=where("builder"))
-    for key in ("task", "demo"):
-        problem = check_task(fields[key], key=key) if key in fields else None
-        if problem:
-            raise fail(problem, model=name, line=where(key))
-    out = dict(fields)
-    if "input" in fields:
-        out["input"] = _validate_input(fields["input"], fail, where, name, ("input",))
-    if "finetune" in fields:
-        _check_keys(fields["finetune"], FINETUNE_KEYS, "finetune", fail, where, name,
-                    ("finetune",))
-    if "tags" in fields and not all(isinstance(t, str) for t in fields["tags"]):
-        raise fail("tags must be strings", model=name, line=where("tags"))
-    pretrained = {}
-    for tag, pre in fields.get("pretrained", {}).items():
-        pwhere = ("pretrained", tag)
-        if not isinstance(pre, Mapping):
-            raise fail(f"pretrained '{tag}' must be a table [models.{name}.pretrained.{tag}]",
-                       model=name, line=where("pretrained"))
-        if not TAG_RE.match(tag):
-            raise fail(f"invalid pretrained tag '{tag}'; use lowercase letters, digits, '_', '-'",
-                       model=name, line=where(*pwhere))
-        _check_keys(pre, PRETRAINED_KEYS, f"pretrained '{tag}'", fail, where, name, pwhere)
-        if "source" not in pre:
-            raise fail(f"pretrained '{tag}' needs a 'source' URI (e.g. file:weights.safetensors)",
-                       model=name, line=where(*pwhere))
-        sha = pre.get("sha256")
-        if sha is not None and not _SHA256_RE.match(sha):
-            raise fail(f"pretrained '{tag}': sha256 must be 64 lowercase hex digits",
-                       model=name, line=where(*pwhere, "sha256"))
-        for key in ("task", "demo"):
-            problem = check_task(pre[key], key=key) if key in pre else None
-            if problem:
-                raise fail(f"pretrained '{tag}': {problem}", model=name,
-                           line=where(*pwhere, key))
-        problem = check_source(pre["source"], sha256=sha)
-        if problem:
-            raise fail(f"pretrained '{tag}': {problem}", model=name,
-                       line=where(*pwhere, "source"))
-        p = dict(pre)
-        if pre["source"].startswith("file:"):
-            try:
-                fp = Path(pre["source"][5:]).expanduser()
-                p["source"] = "file:" + str(fp if fp.is_absolute() else (base / fp).resolve())
-            except (RuntimeError, ValueError, OSError) as e:  # ~nosuchuser, NUL byte
-                raise fail(f"pretrained '{tag}': source path cannot be used ({e}); "
-                           "write file:PATH with a plain path", model=name,
-                           line=where(*pwhere, "source")) from None
-        if "input" in pre:
-            p["input"] = _validate_input(pre["input"], fail, where, name, (*pwhere, "input"))
-        metrics = pre.get("metrics", {})
-        if not all(isinstance(v, int | float) and not isinstance(v, bool)
-                   for v in metrics.values()):
-            raise fail(f"pretrained '{tag}': metrics must be numbers", model=name,
-                       line=where(*pwhere, "metrics"))
-        pretrained[tag] = p
-    out["pretrained"] = pretrained
-    return out
-
-
 def _input(d: Mapping[str, Any] | None) -> InputSpec | None:
     if not d:
         return None
@@ -373,7 +191,8 @@ def _input(d: Mapping[str, Any] | None) -> InputSpec | None:
     )
 
 
-def _to_spec(name: str, f: dict[str, Any], plugin: str | None) -> ModelSpec:
+def _to_spec(name: str, f: Mapping[str, Any], plugin: str | None, *,
+             origin: str | None) -> ModelSpec:
     pretrained = {
         tag: PretrainedSpec(
             tag=tag, source=p["source"], sha256=p.get("sha256"),
@@ -387,7 +206,6 @@ def _to_spec(name: str, f: dict[str, Any], plugin: str | None) -> ModelSpec:
         )
         for tag, p in f["pretrained"].items()
     }
-    origin = f.get("_origin")
     return ModelSpec(
         name=name, family=f["family"], task=f["task"], builder=f["builder"],
         kwargs=freeze(f.get("kwargs", {})), input=_input(f.get("input")),
@@ -440,5 +258,5 @@ def spec_from_fields(name: str, fields: Mapping[str, Any], *, plugin: str | None
     [(_, entry)] = validate_catalog({"models": {name: f}}, path=where_from)
     if callable(builder):
         entry["builder"] = builder
-    return _to_spec(name, entry, plugin)
+    return _to_spec(name, entry, plugin, origin=where_from)
 

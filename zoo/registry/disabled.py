@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.util import find_spec
@@ -100,6 +99,8 @@ def _declared_models(plugin: DisabledPlugin) -> set[str]:
         try:
             if path.stat().st_size > MAX_TOML_BYTES:
                 continue
+            import tomllib  # the error path only: every registry build imports this module
+
             with open(path, "rb") as fh:
                 data = tomllib.load(fh)
         except (OSError, ValueError):

@@ -7,7 +7,6 @@ the registry (models, families, namespaces) is checked by :class:`zoo.registry.R
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -93,6 +92,8 @@ def unknown_hooks(obj: Any) -> list[str]:
     for attr in attrs:
         if attr.startswith("zoo_") and attr not in HOOK_NAMES \
                 and callable(safe_getattr(obj, attr)):
+            import difflib  # only for a message (~1.5 ms to import)
+
             close = difflib.get_close_matches(attr, HOOK_NAMES, n=1)
             out.append(f"defines '{attr}', which is no zoo hook"
                        + (f"; did you mean '{close[0]}'?" if close else ""))

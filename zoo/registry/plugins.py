@@ -31,10 +31,17 @@ imports one (timed, in a worker thread, stdout and ``sys.path`` guarded);
 :mod:`zoo.registry.plugin_checks` checks what a plugin gives (its object, its hooks' answers);
 :class:`zoo.registry.Registry` checks what it adds (models, families, namespaces).
 
-Environment:
+Entry points are found through a cache checked with a few ``stat`` calls
+(:mod:`zoo.registry.discovery`): a newly installed or removed plugin is seen by the next
+command, and a plugin that timed out importing is skipped at once, with one warning
+line, until its distribution changes. Warnings about an entry-point plugin name the
+distribution to uninstall.
+
+Environment (:mod:`zoo.registry.plugin_env`):
     ``ZOO_PLUGINS``: comma-separated allow-list of entry-point plugins to load
-    (set but empty: load none).
-    ``ZOO_DISABLE_PLUGINS``: comma-separated plugins (built-in or not) never to load.
+    (set but empty: load none); plugin or distribution names.
+    ``ZOO_DISABLE_PLUGINS``: comma-separated plugins (built-in or not) never to load;
+    plugin or distribution names.
     ``ZOO_PLUGIN_SLOW_SECONDS``: import time above which a plugin is flagged (default 1.0).
     ``ZOO_PLUGIN_IMPORT_TIMEOUT``: seconds an entry-point plugin may take to import before
     it is skipped (default 10; 0 imports in the calling thread with no time limit).
@@ -43,8 +50,6 @@ Environment:
 from __future__ import annotations
 
 import contextlib
-import os
-import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import import_module
@@ -55,6 +60,7 @@ import pluggy
 
 from zoo import hookspecs
 from zoo.errors import PluginError, ZooError
+from zoo.registry import discovery
 from zoo.registry.plugin_checks import (
     HOOK_NAMES,
     RESULT_CHECKS,
@@ -62,6 +68,20 @@ from zoo.registry.plugin_checks import (
     check_plugin_object,
     describe,
     returned_models,
+)
+from zoo.registry.plugin_env import (
+    ALLOW_ENV,
+    DEFAULT_IMPORT_TIMEOUT,
+    DEFAULT_SLOW_SECONDS,
+    DENY_ENV,
+    SLOW_ENV,
+    TIMEOUT_ENV,
+    check_names,
+    env_key,
+    named,
+    names,
+    seconds,
+    warn,
 )
 from zoo.registry.plugin_import import Outcome, import_entry_points, stdout_to_stderr, timed
 from zoo.version import DISTRIBUTION
@@ -71,13 +91,7 @@ __all__ = [
     "discover_entry_points", "env_key", "get_plugins", "reset", "warn",
 ]
 
-ALLOW_ENV = "ZOO_PLUGINS"
-DENY_ENV = "ZOO_DISABLE_PLUGINS"
-SLOW_ENV = "ZOO_PLUGIN_SLOW_SECONDS"
-TIMEOUT_ENV = "ZOO_PLUGIN_IMPORT_TIMEOUT"
 GROUP = "zoo"
-DEFAULT_SLOW_SECONDS = 1.0
-DEFAULT_IMPORT_TIMEOUT = 10.0
 
 BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("cnn", "zoo.plugins.cnn"),
@@ -130,31 +144,15 @@ class PluginInfo:
         if message not in self.errors:
             self.errors.append(message)
         if echo:
-            warn(f"plugin '{self.name}': {message}")
+            self.warn(message)
 
-
-def env_key() -> tuple[str | None, ...]:
-    """The plugin variables' values: plugins (and registries) are reloaded when it changes."""
-    return (os.environ.get(ALLOW_ENV), os.environ.get(DENY_ENV), os.environ.get(SLOW_ENV),
-            os.environ.get(TIMEOUT_ENV))
-
-
-def _names(var: str) -> set[str] | None:
-    value = os.environ.get(var)
-    if value is None:
-        return None
-    return {v.strip() for v in value.split(",") if v.strip()}
-
-
-def _seconds(var: str, default: float) -> float:
-    value = os.environ.get(var, "").strip()
-    if not value:
-        return default
-    try:
-        return float(value)
-    except ValueError:
-        warn(f"{var}={value!r} is not a number of seconds; using {default:g}")
-        return default
+    def warn(self, message: str) -> None:
+        """One stderr line about this plugin, naming the distribution that installed it."""
+        where = ""
+        if self.source == "entry point" and self.distribution:
+            where = (f" (from distribution {self.distribution} {self.version or ''}".rstrip()
+                     + f"; pip uninstall {self.distribution} removes it)")
+        warn(f"plugin '{self.name}': {message}{where}")
 
 
 class Plugins:
@@ -169,9 +167,9 @@ class Plugins:
 
     def load(self, *, builtins: bool = True, entry_points: bool = True) -> None:
         """Import and register every enabled plugin, each in isolation."""
-        deny = _names(DENY_ENV) or set()
-        allow = _names(ALLOW_ENV)
-        slow = _seconds(SLOW_ENV, DEFAULT_SLOW_SECONDS)
+        deny = names(DENY_ENV) or set()
+        allow = names(ALLOW_ENV)
+        slow = seconds(SLOW_ENV, DEFAULT_SLOW_SECONDS)
         with stdout_to_stderr():
             if builtins:
                 for name, module in BUILTIN_PLUGINS:
@@ -186,10 +184,14 @@ class Plugins:
                     self._finish(info, timed(lambda m=module: import_module(m)), slow)
             if entry_points:
                 jobs = []
-                for ep, dist, version in discover_entry_points():
+                timeout = seconds(TIMEOUT_ENV, DEFAULT_IMPORT_TIMEOUT)
+                found = discover_entry_points()
+                hangs = discovery.hangs() if found else {}
+                for ep, dist, version in found:
                     info = PluginInfo(name=ep.name, module=ep.value, source="entry point",
                                       distribution=dist, version=version)
-                    off = ep.name in deny or (allow is not None and ep.name not in allow)
+                    off = named(deny, ep.name, dist) or (
+                        allow is not None and not named(allow, ep.name, dist))
                     if ep.name in self.infos:
                         other = self.infos[ep.name]
                         self.infos[f"{ep.name} ({dist})"] = info
@@ -202,10 +204,23 @@ class Plugins:
                     if off:
                         info.disabled = True
                         continue
-                    jobs.append((info, ep.load))
-                timeout = _seconds(TIMEOUT_ENV, DEFAULT_IMPORT_TIMEOUT)
-                for info, outcome in import_entry_points(jobs, timeout):
+                    hung = discovery.earlier_hang(ep, timeout, hangs)
+                    if hung is not None:
+                        # Hangs cost once: every command would wait the full time again.
+                        info.failed = True
+                        info.errors.append(
+                            f"did not finish importing in {hung:g} s in an earlier command; "
+                            f"skipped until it changes ({TIMEOUT_ENV} above {hung:g} tries "
+                            f"again, {DENY_ENV}={info.name} skips it quietly)")
+                        continue
+                    jobs.append(((info, ep), ep.load))
+                for (info, ep), outcome in import_entry_points(jobs, timeout):
                     self._finish(info, outcome, slow)
+                    if outcome.timed_out is not None:
+                        discovery.remember_hang(ep, outcome.timed_out)
+                    elif discovery.hang_key(ep) in hangs:
+                        discovery.remember_hang(ep, None)
+                check_names(self.infos.values(), deny, allow)
         for info in self.infos.values():
             info._load_state = (len(info.errors), info.failed)
 
@@ -321,7 +336,7 @@ class Plugins:
                 except (Exception, SystemExit) as e:
                     raise PluginError(impl.plugin_name,
                                       f"{hook} raised {describe(e)}; "
-                                      f"{DENY_ENV}={impl.plugin_name} skips it") from e
+                                      + self._skip_hint(impl.plugin_name)) from e
                 if result is None:
                     continue
                 problem = check(result, kwargs) if check else None
@@ -331,7 +346,7 @@ class Plugins:
                 self._note(impl.plugin_name, msg)
                 garbage = garbage or (impl.plugin_name, f"{hook} returned {problem}")
         if garbage is not None:
-            raise PluginError(garbage[0], garbage[1] + f"; {DENY_ENV}={garbage[0]} skips it")
+            raise PluginError(garbage[0], f"{garbage[1]}; {self._skip_hint(garbage[0])}")
         return None, None
 
     def collect(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
@@ -358,17 +373,20 @@ class Plugins:
                 out.append((info.name, result))
         return out
 
+    def _skip_hint(self, plugin: str) -> str:
+        """How to get rid of ``plugin``: the variable, and the distribution to uninstall."""
+        hint = f"{DENY_ENV}={plugin} skips it"
+        info = self.infos.get(plugin)
+        if info is not None and info.source == "entry point" and info.distribution:
+            hint += f", pip uninstall {info.distribution} removes it"
+        return hint
+
     def _note(self, plugin: str, message: str) -> None:
         info = self.infos.get(plugin)
         if info is not None:
             info.note(message)
         else:
             warn(f"plugin '{plugin}': {message}")
-
-
-def warn(message: str) -> None:
-    """One line on stderr; plugin trouble never stops a command."""
-    print(f"zoo: warning: {message}", file=sys.stderr)
 
 
 _VERSION: str | None = None
@@ -384,21 +402,21 @@ def _zoo_version() -> str:
 
 
 def discover_entry_points() -> list[tuple[Any, str | None, str | None]]:
-    """``(entry point, distribution, version)`` for group ``zoo``, sorted by name."""
-    from importlib.metadata import entry_points
+    """``(entry point, distribution, version)`` for group ``zoo``, sorted by name.
 
+    Found through the discovery cache (:mod:`zoo.registry.discovery`): a few ``stat``
+    calls when nothing was installed or removed since the last command.
+    """
     out = []
     seen = set()
-    for ep in entry_points(group=GROUP):
-        dist = getattr(ep, "dist", None)
-        dist_name = dist.name if dist else None
-        # The same distribution seen twice on sys.path; two distributions declaring the
-        # same name are both kept, and the second is reported as a duplicate.
-        key = (ep.name, ep.value, dist_name)
+    for ep in discovery.entry_points(GROUP):
+        # Two distributions declaring the same name are both kept, and the second is
+        # reported as a duplicate.
+        key = (ep.name, ep.value, ep.dist)
         if key in seen:
             continue
         seen.add(key)
-        out.append((ep, dist_name, dist.version if dist else None))
+        out.append((ep, ep.dist, ep.version))
     out.sort(key=lambda t: t[0].name)
     return out
 
@@ -465,7 +483,10 @@ def build_registry(catalogs: Iterable[Path] = (), plugins: Plugins | None = None
         for p in problems:
             if info is not None and p not in info.errors:
                 info.errors.append(p)
-            warn(f"plugin '{name}': {p}")
+            if info is not None:
+                info.warn(p)
+            else:
+                warn(f"plugin '{name}': {p}")
     add_user_catalogs(reg, catalogs)
     for info in plugins.infos.values():
         if info.disabled:
@@ -473,5 +494,5 @@ def build_registry(catalogs: Iterable[Path] = (), plugins: Plugins | None = None
         # Load-time trouble (failed imports, refusals, slow imports, typos) is told once
         # per registry, like hook trouble.
         for err in info.errors[:info._load_state[0]]:
-            warn(f"plugin '{info.name}': {err}")
+            info.warn(err)
     return reg

@@ -9,7 +9,6 @@ namespace, or a name that is already taken, is refused with one line naming the 
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -237,6 +236,8 @@ class Registry:
                          spec)
             return
         if spec.family not in self._families:
+            import difflib  # only for a message: not paid by every listing
+
             close = difflib.get_close_matches(spec.family, list(self._families), n=1,
                                               cutoff=0.75)
             if close:
@@ -316,6 +317,8 @@ class Registry:
         spec = self.spec(name)
         if tag is not None and tag not in spec.pretrained:
             tags = list(spec.pretrained)
+            import difflib
+
             close = difflib.get_close_matches(tag, tags, n=3, cutoff=0.5)
             hint = ("Trained tags: " + ", ".join(f"{name}.{t}" for t in tags) + "."
                     if tags else f"'{name}' has no trained weights yet; use '{name}' alone.")
@@ -334,6 +337,8 @@ class Registry:
         pool = names
         if "." in text:
             pool = [f"{s.name}.{t}" for s in self._models.values() for t in s.pretrained]
+        import difflib
+
         close = difflib.get_close_matches(text, pool, n=n, cutoff=0.6)
         # The part after a slash, on either side: a bare name for a namespaced model, or
         # a wrong namespace in front of a right name.

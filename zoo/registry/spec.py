@@ -242,38 +242,51 @@ class FamilySpec:
     plugin: str | None = None
 
 
-# Fields a listing needs; a LazySpec holds these and unpickles the rest on first use.
-LISTING_FIELDS = ("name", "family", "task", "params", "gflops", "plugin", "origin",
-                  "description", "_tags", "_tasks", "_blob")
+# Fields a listing needs (JSON values, in this order); a LazySpec holds these, its plugin
+# and origin, and unpacks everything else on first use.
+LISTING_FIELDS = ("name", "family", "task", "params", "gflops", "description", "_tags",
+                  "_tasks")
+_NO_TASKS: frozenset[str] = frozenset()
 
 
 class LazySpec(ModelSpec):
-    """A ModelSpec from the parse cache: listing fields now, everything else on first use.
+    """A ModelSpec from a catalog file: listing fields now, everything else on first use.
 
-    Unpickling 10,000 full specs (frozen mappings, input and pretrained records) took
-    0.12 s of a 0.4 s ``zoo list``; a listing reads five fields of each. Any other
-    attribute unpickles the full record once: each such field is a non-data descriptor
-    (dataclass defaults are class attributes, so ``__getattr__`` would never run), and
-    once the record is in ``__dict__`` the instance's values win. Equal to, hashable like
-    and picklable as its ModelSpec.
+    Building 10,000 full specs (frozen mappings, input and pretrained records) took longer
+    than listing them; a listing reads five fields of each. Any other attribute unpacks the
+    full record once: each such field is a non-data descriptor (dataclass defaults are
+    class attributes, so ``__getattr__`` would never run), and once the record is in
+    ``__dict__`` the instance's values win. The record (``_blob``: an entry's validated
+    fields, or where their JSON is in the parse cache) becomes a ModelSpec through
+    ``_unpack``,
+    given by :mod:`zoo.registry.catalog`, which made it. Equal to, hashable like and
+    picklable as its ModelSpec.
     """
 
     def _hydrate(self) -> None:
         d = self.__dict__
-        blob = d.get("_blob")
-        if blob is None:
+        blob, unpack = d.get("_blob"), d.get("_unpack")
+        if blob is None or unpack is None:
             return
-        import pickle
-
-        for k, v in pickle.loads(blob).__dict__.items():
+        for k, v in unpack(d).__dict__.items():
             d.setdefault(k, v)
         d.pop("_blob", None)     # another thread may have hydrated it meanwhile
+        d.pop("_unpack", None)
 
     @classmethod
-    def from_row(cls, row: tuple[Any, ...]) -> LazySpec:
-        """Rebuild from a cache row: the ``LISTING_FIELDS`` values, in order."""
+    def make(cls, row: list[Any], plugin: str | None, origin: str | None, blob: Any,
+             unpack: Callable[[dict[str, Any]], ModelSpec]) -> LazySpec:
+        """A record from its listing row (``LISTING_FIELDS``' values, tags and tasks as
+        lists), plugin, origin, and the record ``unpack`` turns into the full ModelSpec."""
+        # One dict literal per record: a 10,000-entry listing makes 10,000 of these. (A
+        # row read from the cache has one more value, its record's offset: ignored here.)
         obj = object.__new__(cls)
-        obj.__dict__.update(zip(LISTING_FIELDS, row, strict=True))
+        tasks = row[7]
+        object.__setattr__(obj, "__dict__", {
+            "name": row[0], "family": row[1], "task": row[2], "params": row[3],
+            "gflops": row[4], "description": row[5], "_tags": tuple(row[6]),
+            "_tasks": frozenset(tasks) if tasks else _NO_TASKS, "plugin": plugin,
+            "origin": origin, "_blob": blob, "_unpack": unpack})
         return obj
 
     def full(self) -> ModelSpec:
@@ -306,7 +319,7 @@ class LazySpec(ModelSpec):
 
 
 class _Hydrating:
-    """A LazySpec field that unpickles the full record on first read."""
+    """A LazySpec field that unpacks the full record on first read."""
 
     def __init__(self, name: str):
         self.name = name
@@ -322,7 +335,7 @@ class _Hydrating:
 
 
 for _f in ModelSpec.__dataclass_fields__:
-    if _f not in LISTING_FIELDS:
+    if _f not in LISTING_FIELDS and _f not in ("plugin", "origin"):
         setattr(LazySpec, _f, _Hydrating(_f))
 
 
@@ -330,12 +343,3 @@ def _plain_spec(fields: dict[str, Any]) -> ModelSpec:
     obj = object.__new__(ModelSpec)
     obj.__dict__.update(fields)
     return obj
-
-
-def listing_row(spec: ModelSpec) -> tuple[Any, ...]:
-    """What the parse cache stores for one spec: listing fields plus the pickled record."""
-    import pickle
-
-    return (spec.name, spec.family, spec.task, spec.params, spec.gflops, spec.plugin,
-            spec.origin, spec.description, spec.trained_tags(), spec.trained_tasks(),
-            pickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL))
