@@ -8,12 +8,12 @@ second. The model itself is built by :meth:`Target.build`, once, when a demo nee
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from zoo.errors import UsageError
-from zoo.registry.spec import FrozenDict, InputSpec, ModelSpec, PretrainedSpec, freeze
+from zoo.registry.spec import InputSpec, ModelSpec
 
 
 @dataclass(frozen=True)
@@ -76,35 +76,32 @@ class Target:
         from zoo.loading import build
 
         if self.directory is not None:
-            return build.load_dir(self.directory)
+            from zoo.loading.native_build import load_directory
+
+            return load_directory(self.directory, self.label)
         if self.spec.builder_path.startswith("<"):
             raise UsageError(f"{self.label}: no importable builder")
         return build.build(self.spec, self.tag)
 
 
 def resolve(name_or_dir: str | os.PathLike[str] | Target) -> Target:
-    """A :class:`Target` for ``NAME[.TAG]`` or a directory holding ``config.json``.
+    """A :class:`Target` for ``NAME[.TAG]``, a model directory or an ``hf-hub:`` repo.
+
+    Directories and repos are read by :func:`zoo.api.resolve_ref` (zoo's layouts,
+    transformers' and timm's), which takes the task and labels from the folder itself.
+    NAME is the architecture (random weights), as in zoo.get and zoo get: no tag is
+    picked for the user. The CLI refuses to serve one unless asked (require_trained).
 
     Raises:
         UnknownModelError: no such model or tag (one line, with close names).
-        UsageError: a directory that is not a saved zoo model.
+        UsageError: a directory that is not a model zoo can read.
     """
     if isinstance(name_or_dir, Target):
         return name_or_dir
-    from zoo.api import HUB_PREFIX, _hub_snapshot, _looks_like_dir
-    from zoo.registry import default_registry
+    from zoo.api import resolve_ref
 
-    text = os.fspath(name_or_dir)
-    if text.startswith(HUB_PREFIX):
-        # a Hub repo holding a saved model directory (what 'zoo space --hub-model' points at)
-        target = _from_directory(_hub_snapshot(text[len(HUB_PREFIX):]))
-        return replace(target, label=text)
-    if _looks_like_dir(text):
-        return _from_directory(Path(text))
-    # NAME is the architecture (random weights), as in zoo.get and zoo get: no tag is
-    # picked for the user. The CLI refuses to serve one unless asked (require_trained).
-    spec, tag = default_registry().resolve(text)
-    return Target(label=text, spec=spec, tag=tag)
+    ref = resolve_ref(name_or_dir)
+    return Target(label=ref.label, spec=ref.spec, tag=ref.tag, directory=ref.directory)
 
 
 def require_trained(target: Target, *, command: str = "zoo demo") -> None:
@@ -130,50 +127,6 @@ def require_trained(target: Target, *, command: str = "zoo demo") -> None:
     raise UsageError(f"'{name}' has no trained weights in the catalog, so its answers would be "
                      f"noise; fine-tune it first (zoo finetune {name} --data DATA --out DIR, "
                      f"then {command} DIR), or pass --random-weights to try it untrained")
-
-
-def _input_spec(data: dict[str, Any] | None) -> InputSpec | None:
-    if not data:
-        return None
-    fields = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items()
-              if k in InputSpec.__dataclass_fields__}
-    return InputSpec(**fields)
-
-
-def _from_directory(d: Path) -> Target:
-    from zoo.loading.build import CONFIG_FILE, WEIGHTS_FILE, read_config
-    from zoo.registry import default_registry
-
-    if not d.is_dir():
-        raise UsageError(f"{d}: no such directory; give NAME[.TAG] or a directory made by "
-                         "'zoo get NAME --save DIR'")
-    config = read_config(d)
-    reg = default_registry()
-    name = config.get("name") or d.name
-    tag = config.get("tag") or "saved"
-    inp = _input_spec(config.get("input"))
-    pre = PretrainedSpec(
-        tag=tag, source=f"file:{d / config.get('weights', WEIGHTS_FILE)}",
-        sha256=config.get("sha256"), kwargs=freeze(config.get("kwargs") or {}),
-        labels=tuple(config["labels"]) if config.get("labels") else None, input=inp,
-        license=config.get("license"))
-    if name in reg:
-        base = reg.spec(name)
-        spec = replace(base, pretrained=FrozenDict({tag: pre}),
-                       demo=config.get("demo") or base.demo, input=inp or base.input)
-    else:
-        task = config.get("demo") or config.get("task")
-        if not task:
-            raise UsageError(f"{d / CONFIG_FILE}: names no task or demo; the directory is "
-                             "damaged or was made by an old zoo")
-        spec = ModelSpec(name=str(name).lower(), family=config.get("family") or "unknown",
-                         task=config.get("task") or task, demo=config.get("demo"),
-                         builder=config["builder"], kwargs=freeze(config.get("kwargs") or {}),
-                         input=inp, license=config.get("license"),
-                         pretrained=FrozenDict({tag: pre}), plugin=config.get("plugin"))
-    # the model's own name reads better in titles (an exported Space's path means nothing)
-    label = f"{name}.{config['tag']}" if config.get("name") and config.get("tag") else str(d)
-    return Target(label=label, spec=spec, tag=tag, directory=d)
 
 
 def trained_targets(patterns: list[str] | tuple[str, ...] = ()) -> list[Target]:

@@ -71,7 +71,7 @@ def get_cmd(
       zoo get out/lenet
       zoo get timm/resnet18
     """
-    from zoo.api import HUB_PREFIX, _hub_snapshot, _looks_like_dir
+    from zoo.api import HUB_PREFIX, _looks_like_dir, resolve_ref
     from zoo.loading import build
 
     heavy()
@@ -85,21 +85,20 @@ def get_cmd(
         if save is not None or kwargs:
             raise UsageError(f"{name} is a saved model: it is rebuilt from its config, so "
                              "--save and --kwarg do not apply")
+        # zoo's layouts, and native transformers/timm folders and repos (zoo.api.resolve_ref)
         if name.startswith(HUB_PREFIX):
             status(f"Fetching {name} (from the Hub, or huggingface_hub's cache)...")
-            directory = _hub_snapshot(name[len(HUB_PREFIX):])
-        else:
-            directory = Path(name)
+        ref = resolve_ref(name)
         status(f"Loading the saved model {name} and running one forward pass...")
-        model = build.load_dir(directory)
-        cfg = build.read_config(directory)
-        known = cfg.get("name") in reg
-        spec, tag = (reg.spec(cfg["name"]), cfg.get("tag")) if known else (None, None)
-        if spec is None and cfg.get("input"):
-            from zoo.registry.catalog import _input
-
-            args = (build.tensor_for(_input(cfg["input"])),)
-        label, weights = name, f"{name} (saved)"
+        model = ref.build()
+        spec, tag = ref.spec, ref.tag
+        label = name
+        weights = f"{name} ({ref.layout} layout)" if name.startswith(HUB_PREFIX) \
+            else f"{name} (saved)"
+        try:
+            args = build.example_input(spec, tag)
+        except UsageError:      # declares no input: parameters only, no forward pass
+            spec = None
     else:
         namespace_wait(reg, [name])
         spec, tag = reg.resolve(name)

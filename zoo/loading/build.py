@@ -22,6 +22,8 @@ from zoo.registry.spec import InputSpec, ModelSpec, thaw
 from zoo.version import DISTRIBUTION
 
 CONFIG_FILE = "config.json"
+# what zoo publishes beside a library's own config.json (zoo.loading.native); read first
+ZOO_FILE = "zoo.json"
 WEIGHTS_FILE = "model.safetensors"
 FORMAT_VERSION = 1
 
@@ -261,7 +263,7 @@ def save(model: Any, directory: str | os.PathLike[str], *, spec: ModelSpec,
 
 def read_config(directory: str | os.PathLike[str]) -> dict[str, Any]:
     d = Path(directory)
-    cfg_path = d / CONFIG_FILE
+    cfg_path = d / ZOO_FILE if (d / ZOO_FILE).exists() else d / CONFIG_FILE
     try:
         config = json.loads(cfg_path.read_text())
     except FileNotFoundError:
