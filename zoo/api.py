@@ -154,7 +154,7 @@ class ModelRef:
         from zoo.loading import build
 
         if self.directory is not None:
-            from zoo.loading.native import load_directory
+            from zoo.loading.native_build import load_directory
 
             return load_directory(self.directory, self.label)
         return build.build(self.spec, self.tag)

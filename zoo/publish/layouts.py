@@ -52,7 +52,7 @@ def has_hf_tokenizer(model: Any) -> bool:
 
 
 def _quiet():
-    from zoo.loading.native import _quiet_transformers
+    from zoo.loading.native_build import _quiet_transformers
 
     return _quiet_transformers()
 
