@@ -74,7 +74,7 @@ def info(name: str) -> dict[str, Any]:
     which: zoo, zoo-legacy, transformers, timm); a repo's weights are not downloaded.
     """
     text = os.fspath(name)
-    if text.startswith(HUB_PREFIX) or _looks_like_dir(text):
+    if text.startswith(HUB_PREFIX) or (text.strip() and _looks_like_dir(text)):
         return _ref_info(resolve_ref(text, weights=False))
     s, tag = spec(name)
     out = s.to_dict()

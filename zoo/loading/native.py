@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import UsageError, WeightsError
+from zoo.errors import UsageError, WeightsError, ZooError
 from zoo.registry.spec import FrozenDict, InputSpec, ModelSpec, PretrainedSpec, freeze
 
 ZOO_FILE = "zoo.json"
@@ -127,11 +127,18 @@ def front_matter(directory: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def files_in(directory: Path) -> list[str]:
-    """Repo-relative names of the files in a folder (for messages)."""
+def files_in(directory: Path, *, limit: int = 5000, deep: bool = True) -> list[str]:
+    """Repo-relative names of the files in a folder (at most ``limit``; ``deep=False``:
+    the top level only, for messages about a folder that may be anything)."""
     d = Path(directory)
-    return sorted(p.relative_to(d).as_posix() for p in d.rglob("*")
-                  if p.is_file() and not p.name.startswith("."))
+    out: list[str] = []
+    for root, dirs, names in os.walk(d):
+        dirs[:] = sorted(x for x in dirs if not x.startswith(".")) if deep else []
+        rel = Path(root).relative_to(d)
+        out += [(rel / n).as_posix() for n in sorted(names) if not n.startswith(".")]
+        if len(out) >= limit:
+            break
+    return sorted(out[:limit])
 
 
 # -- which layout --------------------------------------------------------------------------
@@ -151,8 +158,10 @@ def layout_of(config: Any, *, has_zoo_json: bool = False) -> str | None:
     return None
 
 
-def unknown_layout(what: str, config: Any, files: list[str]) -> WeightsError:
-    """The one line for a folder zoo cannot read, saying what it found."""
+def unknown_layout(what: str, config: Any, files: list[str], *,
+                   local: bool = False) -> ZooError:
+    """The one line for a folder zoo cannot read, saying what it found (a UsageError for
+    a local folder the user named, a WeightsError for a Hub repo)."""
     shown = ", ".join(files[:8]) + (", ..." if len(files) > 8 else "") or "no files"
     if config is None:
         found = f"no {CONFIG_FILE} (it has: {shown})"
@@ -162,8 +171,13 @@ def unknown_layout(what: str, config: Any, files: list[str]) -> WeightsError:
         keys = ", ".join(sorted(map(str, config))[:8]) or "none"
         found = (f"a {CONFIG_FILE} without 'model_type' (transformers), 'architecture' "
                  f"(timm) or 'builder' (zoo); its keys: {keys}")
-    return WeightsError(f"{what}: not a model zoo can read: found {found}. zoo reads repos "
-                        "that zoo publishes and transformers' and timm's layouts")
+    error = UsageError if local else WeightsError
+    if config is None and local:
+        return error(f"{what}: no {CONFIG_FILE}; not a zoo model directory (make one with "
+                     f"'zoo get NAME --save DIR') nor a transformers or timm folder (it has: "
+                     f"{shown})")
+    return error(f"{what}: not a model zoo can read: found {found}. zoo reads what zoo "
+                 "saves or publishes, and transformers' and timm's layouts")
 
 
 def detect(directory: Path, what: str | None = None) -> tuple[str, dict[str, Any]]:
@@ -179,7 +193,7 @@ def detect(directory: Path, what: str | None = None) -> tuple[str, dict[str, Any
     config = read_json(d / CONFIG_FILE, CONFIG_FILE) if (d / CONFIG_FILE).exists() else None
     layout = layout_of(config)
     if layout is None:
-        raise unknown_layout(what, config, files_in(d))
+        raise unknown_layout(what, config, files_in(d, deep=False, limit=50), local=True)
     return layout, config
 
 

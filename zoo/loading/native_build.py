@@ -81,8 +81,7 @@ def _load_transformers(d: Path, info: Described):
                            f"transformers {transformers.__version__} does not know; the repo "
                            "may need its own code, which zoo never runs")
     if not any((d / f).is_file() for f in (*WEIGHT_FILES, *INDEX_FILES)):
-        raise WeightsError(f"{what}: no weights (model.safetensors or pytorch_model.bin) "
-                           f"beside config.json (found: {', '.join(files_in(d)[:8])})")
+        raise _no_weights(what, d)
     auto = getattr(transformers, info.auto_class or "AutoModel")
     quiet = _quiet_transformers()
     try:
@@ -114,6 +113,12 @@ def _load_transformers(d: Path, info: Described):
                                ) from None
     model.eval()
     return model
+
+
+def _no_weights(what: str, d: Path) -> WeightsError:
+    found = ", ".join(files_in(d, deep=False, limit=8))
+    return WeightsError(f"{what}: no weights (model.safetensors or pytorch_model.bin) beside "
+                        f"config.json (found: {found})")
 
 
 def _quiet_transformers():
@@ -175,8 +180,7 @@ def _load_timm(d: Path, info: Described):
         kwargs["num_classes"] = num_classes
     weights = next((d / f for f in WEIGHT_FILES if (d / f).is_file()), None)
     if weights is None:
-        raise WeightsError(f"{what}: no weights (model.safetensors or pytorch_model.bin) "
-                           f"beside config.json (found: {', '.join(files_in(d)[:8])})")
+        raise _no_weights(what, d)
     try:
         model = timm.create_model(arch, pretrained=False, **kwargs)
     except Exception as e:  # noqa: BLE001

@@ -81,6 +81,9 @@ def from_directory(directory: Path) -> Source:
     from zoo.api import spec
     from zoo.loading import build, native
 
+    if not directory.is_dir():
+        raise UsageError(f"{directory}: no such directory; give NAME[.TAG] or a directory "
+                         "made by 'zoo get NAME --save DIR' or 'zoo finetune'")
     layout, config = native.detect(directory)
     if layout != "zoo-legacy":
         raise UsageError(f"{directory}: a {layout} folder, not one zoo saved; publish a "
