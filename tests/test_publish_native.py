@@ -134,6 +134,33 @@ def test_published_timm_model_loads_in_plain_timm(hub, tmp_path):
     assert card.data.pipeline_tag == "image-classification"
     assert 'timm.create_model("hf-hub:alice/test-resnet", pretrained=True)' in \
         card.text.replace("'", '"')
+    # a fine-tune of it names it as its base model; its metrics are the validation split's
+    spec, tag = zoo.spec("timm/test_resnet.r160_in1k")
+    run = build.save(ours, tmp_path / "ft", spec=spec, tag=tag, extra={
+        "technique": "freeze", "base_model": "timm/test_resnet.r160_in1k",
+        "metrics": {"accuracy": 0.75}, "dataset": "my-photos"})
+    publish(run, "alice/ft", dry_run=True, out=tmp_path / "ft-repo")
+    from huggingface_hub import ModelCard
+
+    ft = ModelCard.load(tmp_path / "ft-repo" / "README.md")
+    assert ft.data.base_model == "timm/test_resnet.r160_in1k"
+    assert ft.data.eval_results[0].dataset_split == "validation"
+
+
+def test_published_gpt_loads_as_a_causal_lm_in_plain_transformers(hub, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    publish("gpt_tiny.pydoc", "alice/gpt-pydoc")
+    files = hub.files("alice/gpt-pydoc")
+    assert json.loads(files["config.json"])["model_type"] == "gpt2"
+    assert "files/vocab/gpt-tiny-pydoc.json" in files     # its character vocabulary
+    plain = AutoModelForCausalLM.from_pretrained("alice/gpt-pydoc").eval()
+    ours = zoo.get("gpt_tiny.pydoc")
+    ids = torch.tensor([ours.tokenizer.encode("def f():", bos=True)])
+    with torch.inference_mode():
+        assert torch.allclose(plain(ids).logits, ours(ids).logits, atol=1e-5)
+        assert torch.equal(zoo.get("hf-hub:alice/gpt-pydoc")(ids).logits, ours(ids).logits)
+    assert _card(files).data.pipeline_tag == "text-generation"
 
 
 def test_in_house_model_card_snippet_runs_after_installing_zoo(hub, tmp_path):

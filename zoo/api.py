@@ -206,6 +206,8 @@ def _ref_info(ref: ModelRef) -> dict[str, Any]:
     for pre in out["pretrained"].values():
         pre["params"] = params or s.params_for(tag)
         pre["gflops"] = s.gflops_for(tag)
+        if ref.label.startswith(HUB_PREFIX):
+            pre["source"] = ref.label        # not the cache folder it was read from
     out["params"] = params or s.params
     out["finetune"] = finetune_hooks(s) if s.name in default_registry() else {}
     out["demo"] = ref.task
@@ -213,8 +215,12 @@ def _ref_info(ref: ModelRef) -> dict[str, Any]:
     out["labels"] = list(ref.labels) if ref.labels else None
     fam = default_registry().families.get(s.family)
     out["family_description"] = fam.description if fam else None
-    out["tag"] = tag
     out["selected"] = out["pretrained"][tag]
+    if s.name not in default_registry():
+        # a model of its own (a native repo): its reference is its name, it has no tags
+        out["name"], out["tag"], out["origin"] = ref.label, None, ref.label
+    else:
+        out["tag"] = tag
     out["layout"] = ref.layout
     out["source"] = ref.label
     return out

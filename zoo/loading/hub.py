@@ -10,12 +10,11 @@ each call, not when huggingface_hub was imported, and passed explicitly.
 Errors a user can meet become one line (:class:`HubError` or
 :class:`~zoo.errors.UsageError`); the token is scrubbed from every message.
 
-A published repo (see :mod:`zoo.publish`) holds ``config.json`` (as written by
-:func:`zoo.loading.build.save`), ``model.safetensors``, and under ``files/`` the files its builder
-arguments point at (vocabularies, tokenizers). ``config["files"]`` maps each such builder
-argument to its repo-relative path, ``config["assets"]`` maps every such file to its
-sha256. :func:`snapshot` downloads exactly those files, checks them, and returns a folder
-that :func:`zoo.loading.build.load_dir` rebuilds.
+:func:`snapshot` lists a repo once, works out its layout (:mod:`zoo.loading.native`: a
+repo zoo published with ``zoo.json``, one in zoo's older ``config.json`` layout, a
+transformers or a timm repo) and downloads only the files that layout needs, checking
+those ``zoo.json`` lists with a sha256; :func:`zoo.loading.native_build.load_directory`
+builds the model from the folder it returns.
 """
 
 from __future__ import annotations

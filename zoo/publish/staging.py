@@ -63,11 +63,25 @@ def from_catalog(name: str) -> Source:
         "kwargs": thaw(build.merged_kwargs(s, tag, {})), "plugin": s.plugin,
         "plugin_distribution": info.distribution if info else None,
         "plugin_version": info.version if info else None,
-        "labels": list(pre.labels) if pre and pre.labels else None,
+        "labels": list(pre.labels) if pre and pre.labels else _source_labels(pre),
         "input": asdict(inp) if inp else None,
         "license": (pre.license if pre and pre.license else s.license),
     }
     return Source(model, meta, s, s.name + (f".{tag}" if tag else ""), trained=tag is not None)
+
+
+def _source_labels(pre: Any) -> list[str] | None:
+    """Class names the weights come with (torchvision's categories, timm's ImageNet
+    names) when the catalog lists none; the file is already fetched by the build."""
+    if pre is None:
+        return None
+    from zoo.loading.sources import resolve
+
+    try:
+        labels = resolve(pre.source, sha256=pre.sha256).labels
+    except WeightsError:
+        return None
+    return list(labels) if labels else None
 
 
 def from_directory(directory: Path) -> Source:
