@@ -100,6 +100,8 @@ def zoo_distribution() -> str:
     from zoo.version import __version__
 
     names = [n for n in packages_distributions().get("zoo", []) if _DIST.match(n)]
+    if DISTRIBUTION in names:       # several claim "zoo" (a stale egg-info): the real one
+        return DISTRIBUTION
     for name in names:
         try:
             if version(name) == __version__:
