@@ -147,6 +147,25 @@ def test_published_timm_model_loads_in_plain_timm(hub, tmp_path):
     assert ft.data.eval_results[0].dataset_split == "validation"
 
 
+def test_a_catalog_model_from_a_whole_hub_repo_republishes_with_its_tokenizer(hub, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    hub.add_folder(native_repos.SST2, native_repos.distilbert_sst2(tmp_path / "upstream"))
+    publish("distilbert.sst2", "alice/sst2")
+    files = hub.files("alice/sst2")
+    assert {"tokenizer.json", "tokenizer_config.json"} <= set(files)
+    card = _card(files)
+    assert card.data.base_model == native_repos.SST2 and card.data.datasets == ["sst2"]
+    plain = AutoModelForSequenceClassification.from_pretrained("alice/sst2").eval()
+    back = zoo.get("hf-hub:alice/sst2")
+    batch = back.tokenizer(["a wonderful film"], return_tensors="pt")
+    with torch.inference_mode():
+        assert torch.allclose(plain(**batch).logits, back(**batch).logits, atol=1e-5)
+    assert dict(plain.config.id2label) == {0: "NEGATIVE", 1: "POSITIVE"}
+    ranked = zoo.predict("hf-hub:alice/sst2", "a wonderful film")
+    assert {label for label, _ in ranked} == {"NEGATIVE", "POSITIVE"}
+
+
 def test_published_gpt_loads_as_a_causal_lm_in_plain_transformers(hub, tmp_path):
     from transformers import AutoModelForCausalLM
 

@@ -76,7 +76,8 @@ _HUB_TASKS = {"unconditional-image-generation": "image-generation"}
 TRANSFORMERS_FILES = (
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
     "vocab.json", "merges.txt", "added_tokens.json", "spiece.model",
-    "sentencepiece.bpe.model", "source.spm", "target.spm", "preprocessor_config.json",
+    "sentencepiece.bpe.model", "source.spm", "target.spm", "target_vocab.json",
+    "preprocessor_config.json",
     "generation_config.json",
 )
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")

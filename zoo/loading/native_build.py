@@ -45,12 +45,36 @@ def load_directory(directory: str | os.PathLike[str], what: str | None = None,
     if info.layout in ("zoo", "zoo-legacy"):
         from zoo.loading import build
 
-        model = build.load_dir(d)
+        try:
+            model = build.load_dir(d)
+        except WeightsError:
+            if info.config.get("layout") != "transformers" or not (d / "config.json").is_file():
+                raise
+            # a model whose architecture came with its weights (a whole Hub repo in the
+            # catalog) is described by its own config.json, not by the catalog's kwargs
+            return _load_transformers(d, _as_transformers(d, info, what))
         _name_classes(model, info.spec.pretrained[info.tag].labels)
+        if info.config.get("library") == "transformers" and \
+                getattr(model, "tokenizer", None) is None and _has_tokenizer(d):
+            # the tokenizer came with the weights (a whole Hub repo), not from a builder
+            # argument: published beside them, it is attached the same way
+            model.tokenizer = _tokenizer(d, what or str(d))
         return model
     if info.layout == "transformers":
         return _load_transformers(d, info)
     return _load_timm(d, info)
+
+
+def _as_transformers(d: Path, info: Described, what: str | None) -> Described:
+    """The transformers view of a zoo folder in transformers' layout, for its task."""
+    from zoo.loading.native import AUTO_CLASSES, read_json
+
+    config = read_json(d / "config.json", "config.json")
+    if not isinstance(config, dict) or not isinstance(config.get("model_type"), str):
+        raise WeightsError(f"{what or d}: config.json is not a transformers config")
+    task = info.spec.task_for(info.tag)
+    return Described("transformers", info.spec, info.tag, what or info.label, config,
+                     info.meta, AUTO_CLASSES.get(task, "AutoModel"))
 
 
 def _name_classes(model: Any, labels: tuple[str, ...] | None) -> None:
@@ -71,7 +95,7 @@ def _load_transformers(d: Path, info: Described):
     what = info.label
     try:
         import transformers
-        from transformers import AutoConfig, AutoTokenizer
+        from transformers import AutoConfig
         from transformers.models.auto.configuration_auto import CONFIG_MAPPING
     except ImportError:
         raise WeightsError(f"{what}: a transformers model; pip install transformers") from None
@@ -103,16 +127,28 @@ def _load_transformers(d: Path, info: Described):
         raise WeightsError(f"{what}: its weights do not cover {auto.__name__} "
                            f"({len(missing)} missing, {len(mismatched)} of another shape: "
                            f"{few}); the repo's task or architectures is wrong")
-    if any((d / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "vocab.txt",
-                                       "vocab.json", "spiece.model", "source.spm")):
-        try:
-            model.tokenizer = AutoTokenizer.from_pretrained(str(d), trust_remote_code=False,
-                                                            local_files_only=True)
-        except Exception as e:  # noqa: BLE001
-            raise WeightsError(f"{what}: its tokenizer files do not load ({_one_line(e)})"
-                               ) from None
+    if _has_tokenizer(d):
+        model.tokenizer = _tokenizer(d, what)
     model.eval()
     return model
+
+
+def _has_tokenizer(d: Path) -> bool:
+    return any((d / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json",
+                                           "vocab.txt", "vocab.json", "spiece.model",
+                                           "source.spm"))
+
+
+def _tokenizer(d: Path, what: str):
+    """The folder's tokenizer (AutoTokenizer, local files only, no remote code)."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(d), trust_remote_code=False,
+                                             local_files_only=True)
+    except Exception as e:  # noqa: BLE001
+        raise WeightsError(f"{what}: its tokenizer files do not load ({_one_line(e)})"
+                           ) from None
 
 
 def _no_weights(what: str, d: Path) -> WeightsError:
