@@ -8,20 +8,12 @@ second. The model itself is built by :meth:`Target.build`, once, when a demo nee
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from zoo.errors import UsageError
-from zoo.registry.spec import (
-    NAME_RE,
-    TAG_RE,
-    FrozenDict,
-    InputSpec,
-    ModelSpec,
-    PretrainedSpec,
-    freeze,
-)
+from zoo.registry.spec import InputSpec, ModelSpec
 
 
 @dataclass(frozen=True)
@@ -84,35 +76,32 @@ class Target:
         from zoo.loading import build
 
         if self.directory is not None:
-            return build.load_dir(self.directory)
+            from zoo.loading.native_build import load_directory
+
+            return load_directory(self.directory, self.label)
         if self.spec.builder_path.startswith("<"):
             raise UsageError(f"{self.label}: no importable builder")
         return build.build(self.spec, self.tag)
 
 
 def resolve(name_or_dir: str | os.PathLike[str] | Target) -> Target:
-    """A :class:`Target` for ``NAME[.TAG]`` or a directory holding ``config.json``.
+    """A :class:`Target` for ``NAME[.TAG]``, a model directory or an ``hf-hub:`` repo.
+
+    Directories and repos are read by :func:`zoo.api.resolve_ref` (zoo's layouts,
+    transformers' and timm's), which takes the task and labels from the folder itself.
+    NAME is the architecture (random weights), as in zoo.get and zoo get: no tag is
+    picked for the user. The CLI refuses to serve one unless asked (require_trained).
 
     Raises:
         UnknownModelError: no such model or tag (one line, with close names).
-        UsageError: a directory that is not a saved zoo model.
+        UsageError: a directory that is not a model zoo can read.
     """
     if isinstance(name_or_dir, Target):
         return name_or_dir
-    from zoo.api import HUB_PREFIX, _hub_snapshot, _looks_like_dir
-    from zoo.registry import default_registry
+    from zoo.api import resolve_ref
 
-    text = os.fspath(name_or_dir)
-    if text.startswith(HUB_PREFIX):
-        # a Hub repo holding a saved model directory (what 'zoo space --hub-model' points at)
-        target = _from_directory(_hub_snapshot(text[len(HUB_PREFIX):]))
-        return replace(target, label=text)
-    if _looks_like_dir(text):
-        return _from_directory(Path(text))
-    # NAME is the architecture (random weights), as in zoo.get and zoo get: no tag is
-    # picked for the user. The CLI refuses to serve one unless asked (require_trained).
-    spec, tag = default_registry().resolve(text)
-    return Target(label=text, spec=spec, tag=tag)
+    ref = resolve_ref(name_or_dir)
+    return Target(label=ref.label, spec=ref.spec, tag=ref.tag, directory=ref.directory)
 
 
 def require_trained(target: Target, *, command: str = "zoo demo") -> None:
@@ -138,64 +127,6 @@ def require_trained(target: Target, *, command: str = "zoo demo") -> None:
     raise UsageError(f"'{name}' has no trained weights in the catalog, so its answers would be "
                      f"noise; fine-tune it first (zoo finetune {name} --data DATA --out DIR, "
                      f"then {command} DIR), or pass --random-weights to try it untrained")
-
-
-def _from_directory(d: Path) -> Target:
-    """A Target for a saved directory: its catalog entry (or, for a model no installed
-    catalog declares, a description made from its config, which cannot be built), with the
-    directory's labels and input spec, each checked as :func:`zoo.loading.build.load_dir`
-    checks them. Building goes through ``load_dir``, which checks everything else."""
-    from zoo.loading.build import CONFIG_FILE, WEIGHTS_FILE, read_config
-    from zoo.loading.trust import saved_input, saved_labels
-    from zoo.registry import default_registry
-
-    if not d.is_dir():
-        raise UsageError(f"{d}: no such directory; give NAME[.TAG] or a directory made by "
-                         "'zoo get NAME --save DIR'")
-    config = read_config(d)
-    where = str(d / CONFIG_FILE)
-    reg = default_registry()
-    raw_name, raw_tag = config.get("name"), config.get("tag")
-    known = isinstance(raw_name, str) and raw_name in reg
-    tag = raw_tag if isinstance(raw_tag, str) and TAG_RE.match(raw_tag) else "saved"
-    inp = saved_input(config, where)
-    labels = saved_labels(config, where)
-    weights = config.get("weights") if isinstance(config.get("weights"), str) else WEIGHTS_FILE
-    demo = _word(config.get("demo"))
-    license_ = config.get("license")            # data: quoted or validated where written
-    pre = PretrainedSpec(
-        tag=tag, source=f"file:{d / weights}",
-        sha256=config.get("sha256") if isinstance(config.get("sha256"), str) else None,
-        kwargs=freeze(config["kwargs"]), labels=tuple(labels) if labels else None, input=inp,
-        license=license_ if isinstance(license_, str) else None)
-    if known:
-        base = reg.spec(raw_name)
-        spec = replace(base, pretrained=FrozenDict({tag: pre}), demo=demo or base.demo,
-                       input=inp or base.input)
-        name = base.name
-    else:
-        task = demo or _word(config.get("task"))
-        if not task:
-            raise UsageError(f"{where}: names no task or demo; the directory is damaged or "
-                             "was made by an old zoo")
-        name = raw_name.lower() if isinstance(raw_name, str) and NAME_RE.match(
-            raw_name.lower()) else "unknown"
-        builder = config["builder"] if isinstance(config["builder"], str) else "<unknown>"
-        spec = ModelSpec(name=name, family=_word(config.get("family")) or "unknown",
-                         task=_word(config.get("task")) or task, demo=demo, builder=builder,
-                         kwargs=freeze(config["kwargs"]), input=inp,
-                         license=license_ if isinstance(license_, str) else None,
-                         pretrained=FrozenDict({tag: pre}),
-                         plugin=config.get("plugin") if isinstance(config.get("plugin"), str)
-                         else None)
-    # the model's own name reads better in titles (an exported Space's path means nothing)
-    label = f"{name}.{raw_tag}" if name != "unknown" and tag == raw_tag else str(d)
-    return Target(label=label, spec=spec, tag=tag, directory=d)
-
-
-def _word(value: object) -> str | None:
-    """A task, demo or family name from a config: a lowercase word, else ``None``."""
-    return value if isinstance(value, str) and TAG_RE.match(value) else None
 
 
 def trained_targets(patterns: list[str] | tuple[str, ...] = ()) -> list[Target]:

@@ -16,12 +16,17 @@ what the client reads:
 ``POST /api/{type}s/ORG/NAME/commit/REV``                   NDJSON commit: ``header``, ``file``
                                                             (base64), ``deletedFile``
 ``POST /api/{type}s/ORG/NAME/branch/BRANCH``                create_branch (409 if it exists)
+``DELETE /api/repos/delete``                                delete_repo (404 if missing)
 ``GET  /api/{type}s/ORG/NAME[/revision/REV]``, ``/tree``,   read back, from hubserver.HubServer,
 ``HEAD/GET [/spaces]/ORG/NAME/resolve/REV/FILE``            at any branch or commit
 ==========================================================  ===================================
 
 Not implemented: LFS/Xet uploads (preupload says ``regular`` for every file, so the client
-sends contents inside the commit), pull requests, deletions of repos, refs listing.
+sends contents inside the commit), pull requests, refs listing.
+
+Native repos (the layouts transformers and timm write) are served under their real ids:
+``hub.add_folder("timm/resnet18.a1_in1k", folder)`` commits a local folder (made with
+the library's own ``save_pretrained`` / ``save_for_hf``) as that repo's main branch.
 
 Users and tokens: ``WritableHub(root, tokens={"hf_abc": "alice"}, orgs={"alice": ["team"]})``;
 a user may write to their own name and their orgs. ``hub.add_repo("other/taken", owner=...)``
@@ -32,16 +37,19 @@ first; ``hub.files("org/name")`` gives ``{path: bytes}`` at a branch.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import threading
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hubserver import HubServer, Request, Response, _error, _git_sha1, _json, is_response
 
 GITATTRIBUTES = b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"
+TOKEN = "hf_zooTestSecretToken0123456789abcdef"
 
 
 @dataclass
@@ -86,6 +94,7 @@ class WritableHub(HubServer):
                        WritableHub._commit)
         self.add_route("POST", rf"^/api/{kind}/{repo}/branch/(?P<branch>[^/]+)$",
                        WritableHub._branch)
+        self.add_route("DELETE", r"^/api/repos/delete$", WritableHub._delete)
 
     # -- test helpers ------------------------------------------------------------------
 
@@ -94,6 +103,19 @@ class WritableHub(HubServer):
         """Create a repo directly (e.g. one that another user owns)."""
         with self._write_lock:
             return self._new_repo(repo_id, repo_type, owner, private, None)
+
+    def add_folder(self, repo_id: str, folder: str | Path, *, owner: str | None = None,
+                   message: str = "Upload folder") -> Repo:
+        """Make ``repo_id`` (created if missing) hold exactly ``folder``'s files on main."""
+        folder = Path(folder)
+        changes: dict[str, bytes | None] = {
+            p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+        with self._write_lock:
+            r = self.repos.get(("model", repo_id)) or self._new_repo(
+                repo_id, "model", owner or repo_id.split("/")[0], False, None)
+            self._store_commit(r, "main", r.branches["main"], message, changes)
+        return r
 
     def commits(self, repo_id: str, branch: str = "main", repo_type: str = "model") -> list[Commit]:
         """The commits reachable from ``branch``, oldest first."""
@@ -274,6 +296,20 @@ class WritableHub(HubServer):
                       "commitUrl": f"{self.url}/{prefix}{r.repo_id}/commit/{c.oid}",
                       "hookOutput": ""})
 
+    def _delete(self, req: Request) -> Response:
+        body = json.loads(req.body or b"{}")
+        namespace = body.get("organization") or self._user(req) or ""
+        repo_id, repo_type = f"{namespace}/{body.get('name')}", body.get("type") or "model"
+        with self._write_lock:
+            r = self.repos.get((repo_type, repo_id))
+            who = self._auth(req, r, namespace)
+            if not isinstance(who, str):
+                return who
+            if r is None:
+                return _error(404, "RepoNotFound", f"Repository {repo_id} not found")
+            del self.repos[(repo_type, repo_id)]
+        return _json({})
+
     def _branch(self, req: Request) -> Response:
         repo_id, repo_type = req.match["repo"], req.match["type"]
         branch = urllib.parse.unquote(req.match["branch"])
@@ -292,3 +328,36 @@ class WritableHub(HubServer):
                 return _error(404, "RevisionNotFound", f"Invalid rev id: {start}")
             r.branches[branch] = oid
         return _json({})
+
+
+@contextlib.contextmanager
+def serving(tmp_path: Path, monkeypatch, **kwargs) -> Iterator[WritableHub]:
+    """A started WritableHub; HF_* variables point at it, at a private cache and a token.
+
+    ``kwargs`` go to :class:`WritableHub` (default: user alice with token
+    :data:`TOKEN`, member of org zoo-org).
+    """
+    kwargs.setdefault("tokens", {TOKEN: "alice"})
+    kwargs.setdefault("orgs", {"alice": ["zoo-org"]})
+    server = WritableHub(tmp_path / "hub", **kwargs)
+    with server:
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        monkeypatch.setenv("HF_TOKEN", next(iter(kwargs["tokens"])))
+        monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+        monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-home" / "hub"))
+        monkeypatch.setenv("ZOO_HOME", str(tmp_path / "zoo-home"))
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        for var in ("HF_HUB_OFFLINE", "ZOO_OFFLINE", "HUGGING_FACE_HUB_TOKEN",
+                    "TRANSFORMERS_OFFLINE"):
+            monkeypatch.delenv(var, raising=False)
+        from zoo.loading.sources import sync_hf_settings
+
+        sync_hf_settings()          # libraries called directly (transformers, timm) follow it
+        yield server
+
+
+def fetched(server: HubServer, repo: str) -> set[str]:
+    """The files of ``repo`` that clients downloaded (GET .../resolve/REV/FILE)."""
+    prefix = f"/{repo}/resolve/"
+    return {p[len(prefix):].split("/", 1)[1] for m, p in server.requests
+            if m == "GET" and p.startswith(prefix)}

@@ -23,7 +23,9 @@ def classify_image(model, spec, tag, image, *, top_k: int = 5) -> list[tuple[str
     x = image_to_tensor(image, inp, center=bool(inp.invert is not None or "digits" in spec.tags
                                                  or (tag or "").endswith("digits")))
     with torch.inference_mode():
-        probs = torch.softmax(model(x), dim=-1)[0]
+        out = model(x)
+        # transformers' image classifiers return an output object holding the logits
+        probs = torch.softmax(getattr(out, "logits", out), dim=-1)[0]
     from zoo.loading.loaders import labels_of
 
     # the tag's own names, else the ones the weights came with (torchvision's categories)
@@ -41,21 +43,21 @@ def predict(name: str, inputs: Any, **options: Any):
         >>> zoo.predict("lenet5.digits", "seven.png")
         [('7', 0.98), ('1', 0.01), ...]
     """
-    from zoo.api import spec as resolve
-    from zoo.loading.build import build
+    from zoo.api import resolve_ref
     from zoo.tasks import predictor_for
 
-    spec, tag = resolve(name)
-    task = spec.task_for(tag)
+    # NAME[.TAG], a saved or fine-tuned directory, or hf-hub:ORG/NAME (task from the repo)
+    ref = resolve_ref(name)
+    spec, tag, task = ref.spec, ref.tag, ref.task
     fn = predictor_for(spec, task, tag)
     if fn is None:
         raise UsageError(f"no predictor for task '{task}' of family '{spec.family}' yet; use "
                          f"zoo.get('{name}') and call the model (a plugin adds one with the "
                          "zoo_task_adapter hook)")
-    key = (spec.name, tag)
+    key = (str(ref.directory) if ref.directory else spec.name, tag)
     model = _MODELS.get(key)
     if model is None:
-        model = _MODELS[key] = build(spec, tag)
+        model = _MODELS[key] = ref.build()
         if hasattr(model, "eval"):
             model.eval()
     return fn(model, spec, tag, inputs, **options)

@@ -56,13 +56,14 @@ def _check_writable_dir(path: Path, *, overwrite: bool = False) -> None:
         raise UsageError(f"--save {path}: '{probe}' is not writable; choose another path")
 
 
-def _summary(build, model, spec, tag, label: str, *, blame_user: bool) -> dict[str, Any]:
+def _summary(build, model, spec, tag, label: str, *, blame_user: bool,
+             args: tuple | None = None) -> dict[str, Any]:
     """One forward pass on the declared input; a model that fails it is one line, and
     nothing is saved."""
     from zoo.errors import BuildError
 
     try:
-        return build.summarize(model, spec, tag)
+        return build.summarize(model, spec, tag, args=args)
     except ZooError:
         raise
     except Exception as e:  # noqa: BLE001 - the model's own complaint, shown in one line
@@ -102,7 +103,7 @@ def get_cmd(
       zoo get out/lenet
       zoo get timm/resnet18
     """
-    from zoo.api import HUB_PREFIX, _hub_snapshot, _looks_like_dir
+    from zoo.api import HUB_PREFIX, _looks_like_dir, resolve_ref
     from zoo.loading import build
 
     heavy()
@@ -111,23 +112,25 @@ def get_cmd(
     if save is not None:
         _check_writable_dir(save, overwrite=overwrite)  # before building, which takes a while
     reg = _registry()
+    args = None
     if name.startswith(HUB_PREFIX) or _looks_like_dir(name):
         if save is not None or kwargs:
             raise UsageError(f"{name} is a saved model: it is rebuilt from its config, so "
                              "--save and --kwarg do not apply")
+        # zoo's layouts, and native transformers/timm folders and repos (zoo.api.resolve_ref)
         if name.startswith(HUB_PREFIX):
             status(f"Fetching {name} (from the Hub, or huggingface_hub's cache)...")
-            directory = _hub_snapshot(name[len(HUB_PREFIX):])
-        else:
-            directory = Path(name)
+        ref = resolve_ref(name)
         status(f"Loading the saved model {name} and running one forward pass...")
-        model = build.load_dir(directory)
-        cfg = build.read_config(directory)
-        from zoo.loading.trust import saved_tag
-
-        spec, _builder = build.trusted_spec(directory, cfg)
-        tag = saved_tag(cfg, spec, str(Path(directory) / build.CONFIG_FILE))
-        label, weights = name, f"{name} (saved)"
+        model = ref.build()
+        spec, tag = ref.spec, ref.tag
+        label = name
+        weights = f"{name} ({ref.layout} layout)" if name.startswith(HUB_PREFIX) \
+            else f"{name} (saved)"
+        try:
+            args = build.example_input(spec, tag)
+        except UsageError:      # declares no input: parameters only, no forward pass
+            spec = None
     else:
         namespace_wait(reg, [name])
         spec, tag = reg.resolve(name)
@@ -138,7 +141,7 @@ def get_cmd(
         model = build.build(spec, tag, **kwargs)
         label = spec.name + (f".{tag}" if tag else "")
         weights = spec.pretrained[tag].source if tag else "random"
-    summary = _summary(build, model, spec, tag, label, blame_user=bool(kwargs))
+    summary = _summary(build, model, spec, tag, label, blame_user=bool(kwargs), args=args)
     summary["name"] = label
     summary["weights"] = weights
     if save is not None:

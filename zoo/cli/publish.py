@@ -44,11 +44,16 @@ def publish_cmd(
         metavar="DIR")] = None,
     message: Annotated[str | None, typer.Option(
         "--message", "-m", help="Commit message.")] = None,
+    untrained: Annotated[bool, typer.Option(
+        "--untrained", help="Allow random weights (an architecture); the card marks them.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Publish a model to the Hugging Face Hub; load it back with zoo get hf-hub:ORG/NAME.
 
-    The token comes from HF_TOKEN or 'hf auth login'; HF_ENDPOINT picks the Hub.
+    The repo is in the layout of the library behind the model (transformers, timm, or
+    PyTorch config.json + model.safetensors), with zoo's metadata in zoo.json. The token
+    comes from HF_TOKEN or 'hf auth login'; HF_ENDPOINT picks the Hub.
 
     Examples:
       zoo publish lenet5.digits --repo me/lenet5-digits --dry-run
@@ -61,7 +66,7 @@ def publish_cmd(
         print("Note: the Space loads the model from branch "
               f"'{revision}'.", file=sys.stderr)
     r = publish(model, repo, private=private, revision=revision, space=space,
-                dry_run=dry_run, out=out, message=message)
+                dry_run=dry_run, out=out, message=message, untrained=untrained)
     if as_json:
         return _json({"repo": r.repo, "url": r.url, "revision": r.revision, "commit": r.commit,
                       "changed": r.changed, "dry_run": dry_run,

@@ -24,6 +24,8 @@ from zoo.version import DISTRIBUTION
 
 CONFIG_FILE = "config.json"
 MAX_CONFIG_BYTES = 16 * 2**20      # label lists of tens of thousands of classes fit
+# what zoo publishes beside a library's own config.json (zoo.loading.native); read first
+ZOO_FILE = "zoo.json"
 WEIGHTS_FILE = "model.safetensors"
 FORMAT_VERSION = 1
 
@@ -278,7 +280,7 @@ def read_config(directory: str | os.PathLike[str]) -> dict[str, Any]:
     JSON object with ``builder`` and a ``kwargs`` table is a zoo model's config.
     """
     d = Path(directory)
-    cfg_path = d / CONFIG_FILE
+    cfg_path = d / ZOO_FILE if (d / ZOO_FILE).exists() else d / CONFIG_FILE
     damaged = "the directory is damaged, save or fetch it again"
     try:
         # A regular file of bounded size only: a FIFO would hang, /dev/zero eat the memory.

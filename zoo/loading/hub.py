@@ -10,12 +10,11 @@ each call, not when huggingface_hub was imported, and passed explicitly.
 Errors a user can meet become one line (:class:`HubError` or
 :class:`~zoo.errors.UsageError`); the token is scrubbed from every message.
 
-A published repo (see :mod:`zoo.publish`) holds ``config.json`` (as written by
-:func:`zoo.loading.build.save`), ``model.safetensors``, and under ``files/`` the files its builder
-arguments point at (vocabularies, tokenizers). ``config["files"]`` maps each such builder
-argument to its repo-relative path, ``config["assets"]`` maps every such file to its
-sha256. :func:`snapshot` downloads exactly those files, checks them, and returns a folder
-that :func:`zoo.loading.build.load_dir` rebuilds.
+:func:`snapshot` lists a repo once, works out its layout (:mod:`zoo.loading.native`: a
+repo zoo published with ``zoo.json``, one in zoo's older ``config.json`` layout, a
+transformers or a timm repo) and downloads only the files that layout needs, checking
+those ``zoo.json`` lists with a sha256; :func:`zoo.loading.native_build.load_directory`
+builds the model from the folder it returns.
 """
 
 from __future__ import annotations
@@ -215,50 +214,148 @@ def parse_ref(ref: str) -> tuple[str, str | None]:
     return repo, rev or None
 
 
-def snapshot(ref: str) -> Path:
+def snapshot(ref: str, *, weights: bool = True) -> Path:
     """Download ``ORG/NAME[@REV]`` through huggingface_hub's cache; return a model folder.
 
-    Fetches ``config.json`` first and then, at that commit, the weights and the files the
-    config lists, checking each file's sha256 (the weights' own check happens when
-    :func:`zoo.loading.build.load_dir` reads them). With ``HF_HUB_OFFLINE=1`` only the cache
-    is read.
+    ``weights=False`` fetches only the files that describe the model (its configs and
+    card), for ``zoo info``.
+
+    Lists the repo's files at REV (one API call, which also pins the commit), works out
+    its layout (:mod:`zoo.loading.native`: zoo's ``zoo.json``, today's zoo
+    ``config.json``, transformers' or timm's) and fetches, at that commit, only the files
+    that layout needs: never code (``*.py``), never another framework's weights. Files that
+    zoo.json or a zoo config.json lists with a sha256 are checked. With
+    ``HF_HUB_OFFLINE=1`` only the cache is read.
 
     Raises:
-        WeightsError: not reachable and not cached, no such repo or revision, not a zoo
-            model, or a file that does not match its hash; one line.
+        WeightsError: not reachable and not cached, no such repo or revision, a layout
+            zoo does not read (saying what was found), or a file that does not match its
+            hash; one line.
     """
-    from zoo.loading.sources import hub_file
-    from zoo.loading.weights import sha256_of
+    from zoo.loading import native
+    from zoo.loading.sources import hf_offline, hub_file
 
     repo, rev = parse_ref(ref)
     what = f"hf-hub:{ref}"
-    cfg_path = hub_file(repo, ["config.json"], rev, what=what)
-    snap = cfg_path.parent
-    commit = snap.name                      # snapshots/<commit>/config.json
-    from zoo.loading.build import read_config
+    if hf_offline():
+        snap = _cached_snapshot(repo, rev, what)
+        files, commit = native.files_in(snap), snap.name
+    else:
+        files, commit = _listing(repo, rev, what)
+
+    def fetch(names: list[str], at: str | None = None, pinned: bool = True) -> Path:
+        """Fetch each file at the commit; return the snapshot folder they land in."""
+        snap = None
+        for name in names:
+            path = hub_file(repo, [name], commit if pinned else at, what=what)
+            snap = path.parents[len(Path(name).parts) - 1]
+        return snap
+
+    present = set(files)
+    first = native.ZOO_FILE if native.ZOO_FILE in present else native.CONFIG_FILE
+    if first not in present:
+        raise native.unknown_layout(what, None, files)
+    # the first file at the revision the user named, so that the cache records where
+    # that revision points (offline use finds the snapshot through it)
+    snap = fetch([first], at=rev, pinned=False)
+    if snap.name != commit:          # the branch moved since the listing: list again
+        files, commit = _listing(repo, snap.name, what)
+        present = set(files)
+    config = native.read_json(snap / first, first)
+    layout = ("zoo" if isinstance(config, dict) else None) if first == native.ZOO_FILE \
+        else native.layout_of(config)
+    if layout is None:
+        raise native.unknown_layout(what, config, files)
+    readme = [native.README] if native.README in present else []
+    if not weights:
+        extra = ["preprocessor_config.json"] if layout == "transformers" \
+            and "preprocessor_config.json" in present else []
+        return fetch(readme + extra) if readme or extra else snap
+    if layout in ("zoo", "zoo-legacy"):
+        weights_file = config.get("weights") or "model.safetensors"
+        assets = config.get("assets") or {}
+        if not isinstance(weights_file, str) or not isinstance(assets, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in assets.items()):
+            raise WeightsError(f"{what}: its config's 'weights' must be a file name and "
+                               "'assets' a table of file names to sha256 strings; the repo is "
+                               "damaged, publish it again")
+        wanted = [weights_file, *assets, *readme]
+        missing = [f for f in wanted if f not in present]
+        if missing:
+            raise WeightsError(f"{what}: its config names {missing[0]}, which the repo does "
+                               "not have; the repo is damaged, publish it again")
+        snap = fetch(wanted)
+        _check_assets(snap, assets, what)
+        return snap
+    wanted = list(readme)
+    if layout == "transformers":
+        wanted += [f for f in native.TRANSFORMERS_FILES if f in present]
+        wanted += _weight_files(present, repo, commit, what)
+    else:
+        found = next((f for f in native.WEIGHT_FILES if f in present), None)
+        wanted += [found] if found else []
+    return fetch(wanted) if wanted else snap
+
+
+def _check_assets(snap: Path, assets: dict, what: str) -> None:
+    from zoo.loading.weights import sha256_of
+
+    for rel, sha in assets.items():
+        p = snap / rel
+        if sha and sha256_of(p) != sha:
+            raise WeightsError(f"{what}: {rel} does not match the sha256 in its config "
+                               f"({p}); delete it from the cache and download again")
+
+
+def _weight_files(present: set[str], repo: str, commit: str, what: str) -> list[str]:
+    """The weight files of a transformers repo: one file, or an index and its shards."""
+    from zoo.loading import native
+    from zoo.loading.sources import hub_file
+
+    for single in native.WEIGHT_FILES:
+        if single in present:
+            return [single]
+    for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
+        if index in present:
+            path = hub_file(repo, [index], commit, what=what)
+            data = native.read_json(path, index)
+            shards = sorted(set((data.get("weight_map") or {}).values())) \
+                if isinstance(data, dict) else []
+            bad = [s for s in shards if not isinstance(s, str) or s not in present]
+            if bad or not shards:
+                raise WeightsError(f"{what}: {index} names shards the repo does not have "
+                                   f"({bad[0] if bad else 'none'})")
+            return [index, *shards]
+    return []
+
+
+def _listing(repo: str, rev: str | None, what: str) -> tuple[list[str], str]:
+    """The repo's files and commit at ``rev`` (one ``model_info`` call)."""
+    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+
+    from zoo.loading.download import one_line
 
     try:
-        config = read_config(snap)
-    except UsageError as e:
-        if "missing 'builder'" not in str(e) and "missing 'kwargs'" not in str(e):
-            raise WeightsError(f"{what}: {e}") from None
-        config = None
-    if config is None:
-        raise WeightsError(f"{what}: not a zoo model (its config.json has no 'builder'); "
-                           "publish it with 'zoo publish', or load its weights through a "
-                           f"catalog entry with source = \"hf-hub:{repo}/FILE\"")
-    weights = config.get("weights") or "model.safetensors"
-    assets = config.get("assets") or {}
-    if not isinstance(weights, str) or not isinstance(assets, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in assets.items()):
-        raise WeightsError(f"{what}: config.json's 'weights' must be a file name and 'assets' "
-                           "a table of file names to sha256 strings; the repo is damaged")
-    hub_file(repo, [weights], commit, what=what)
-    for rel, sha in assets.items():
-        p = hub_file(repo, [rel], commit, what=what)
-        if sha and sha256_of(p) != sha:
-            raise WeightsError(f"{what}: {rel} does not match the sha256 in config.json "
-                               f"({p}); delete it from the cache and download again")
-    return snap
+        with quiet_hub_logs():
+            info = client(get_token()).model_info(repo, revision=rev)
+    except RepositoryNotFoundError:
+        raise WeightsError(f"{what}: the Hub has no repo '{repo}' (or it is private or "
+                           "gated); check the name, or log in with 'hf auth login'") from None
+    except RevisionNotFoundError:
+        raise WeightsError(f"{what}: repo '{repo}' has no revision '{rev}'; check the "
+                           "@revision") from None
+    except Exception as e:  # noqa: BLE001 - httpx/OS errors: all mean "could not list"
+        raise WeightsError(f"{what}: could not reach the Hub ({endpoint()}) to list {repo}"
+                           f"@{rev or 'main'} ({one_line(e)}); check your network or "
+                           "HF_ENDPOINT, or work offline with HF_HUB_OFFLINE=1 and a cache "
+                           "that holds it") from None
+    files = sorted(s.rfilename for s in (info.siblings or []))
+    return files, str(info.sha)
 
 
+def _cached_snapshot(repo: str, rev: str | None, what: str) -> Path:
+    """The cached snapshot folder of ``repo@rev`` (offline), found through a file in it."""
+    from zoo.loading.sources import hub_file
+
+    path = hub_file(repo, ["zoo.json", "config.json"], rev, what=what)
+    return path.parent
