@@ -131,6 +131,54 @@ def zoo_spec(name):
     return zoo.spec(name)
 
 
+# -- train/serve parity ----------------------------------------------------------------------
+
+def _digit_uploads(root, rows, seed=0):
+    """Digits as users upload them: dark ink on light paper, scaled up, off centre, RGB,
+    one folder per digit."""
+    import numpy as np
+    from PIL import Image
+
+    from zoo.finetune.data import _digits
+
+    rng = np.random.default_rng(seed)
+    x, y, _ = _digits()
+    for i in rows:
+        ink = Image.fromarray((x[i, 0].numpy() * 255).astype("uint8")).resize(
+            (int(rng.integers(24, 64)),) * 2, Image.BILINEAR)
+        paper = Image.new("L", (96, 80), 235)
+        paper.paste(Image.fromarray(255 - np.asarray(ink)),
+                    (int(rng.integers(0, 96 - ink.width)), int(rng.integers(0, 80 - ink.height))))
+        (root / str(y[i])).mkdir(parents=True, exist_ok=True)
+        paper.convert("RGB").save(root / str(y[i]) / f"{i}.png")
+    return root
+
+
+def test_zoo_predict_scores_held_out_files_exactly_as_the_trainer_did(tmp_path):
+    """One preprocessing per model, saved with it: the trainer's held-out accuracy and the
+    one zoo.predict gets on the same files are the same number."""
+    from pathlib import Path
+
+    import zoo
+    from zoo.finetune.data import _digits
+
+    _, y, _ = _digits()
+    rows = [i for i in range(900) if y[i] in (3, 5, 8)]
+    train = _digit_uploads(tmp_path / "train", rows[:60])
+    val = _digit_uploads(tmp_path / "val", rows[60:120], seed=1)
+    out = tmp_path / "vit"
+    result = _ft("vit.digits", str(train), val_data=str(val), out=out, num_classes=3,
+                 epochs=1, lr=3e-4, batch_size=16)      # measured 0.917: not saturated
+    config = json.loads((out / "config.json").read_text())
+    assert config["input"]["center"] is True          # the preprocessing travels along
+    assert config["task"] == "image-classification"
+    assert config["metrics_split"] == "validation"
+    files = sorted(Path(val).rglob("*.png"))
+    right = sum(zoo.predict(str(out), f, top_k=1)[0][0] == f.parent.name for f in files)
+    assert right / len(files) == pytest.approx(result.metrics["accuracy"], abs=1e-6)
+    assert 0.5 < result.metrics["accuracy"] < 1.0     # a metric that can tell them apart
+
+
 # -- freeze ---------------------------------------------------------------------------------------
 
 def test_freeze_keeps_the_first_layer_groups_bit_identical(base, tmp_path):
@@ -309,11 +357,12 @@ def test_lora_on_bert_attention_trains_under_one_percent_of_the_weights(tmp_path
 
 def test_distilled_student_beats_the_same_student_without_teacher(base, tmp_path):
     out, _ = base
-    # 60 labelled digits; 25 epochs of 4 steps. Measured: alone 0.837, distilled 0.897.
+    # 60 labelled digits; 25 epochs of 4 steps. Measured (seed 0 / 1): alone 0.823 / 0.840,
+    # distilled 0.860 / 0.880.
     common = dict(epochs=25, limit=60, lr=3e-3, batch_size=16, seed=0)
     alone = _ft("lenet5", "digits", out=tmp_path / "alone", **common)
     taught = _ft("lenet5", "digits", out=tmp_path / "kd", technique="distill",
-                 teacher=str(out), temperature=4.0, alpha=0.9, **common)
+                 teacher=str(out), temperature=4.0, alpha=0.5, **common)
     print(f"student alone {alone.metrics['accuracy']:.3f}, "
           f"distilled {taught.metrics['accuracy']:.3f}")
     assert taught.metrics["accuracy"] > alone.metrics["accuracy"] + 0.03
@@ -391,11 +440,11 @@ def test_label_smoothing_makes_the_model_less_confident(tmp_path):
     for ls in (0.0, 0.3):
         result = _ft("lenet5", "digits", out=tmp_path / f"ls{ls}", label_smoothing=ls, epochs=3,
                      limit=400, lr=3e-3)
-        from zoo.finetune.data import _digits, _fit_images
-        from zoo.registry.spec import InputSpec
+        from zoo.finetune.data import _digits, encode_images
+        from zoo.loading.preprocess import model_input
 
         x, _, _ = _digits()
-        xs = _fit_images(x[:200], InputSpec(size=(1, 32, 32), mean=(0.5,), std=(0.5,)))
+        xs = encode_images(x[:200], model_input(zoo_spec("lenet5")[0]))
         with torch.no_grad():
             confidences[ls] = float(result.model(xs).softmax(-1).max(-1).values.mean())
     assert confidences[0.3] < confidences[0.0] - 0.05, confidences

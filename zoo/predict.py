@@ -34,11 +34,10 @@ def classify_image(model, spec, tag, image, *, top_k: int = 5) -> list[tuple[str
     """Top-k ``(label, probability)`` for one image (path, PIL image or array)."""
     import torch
 
-    from zoo.loading.preprocess import image_to_tensor
+    from zoo.loading.preprocess import image_to_tensor, model_input
 
-    inp = spec.input_for(tag)
-    x = image_to_tensor(image, inp, center=bool(inp.invert is not None or "digits" in spec.tags
-                                                 or (tag or "").endswith("digits")))
+    # the model's one preprocessing, as fine-tuning trained it (saved in its config)
+    x = image_to_tensor(image, model_input(spec, tag))
     with torch.inference_mode():
         probs = torch.softmax(model(x), dim=-1)[0]
     labels = spec.pretrained[tag].labels if tag else None
@@ -55,21 +54,46 @@ def predict(name: str, inputs: Any, **options: Any):
         >>> zoo.predict("lenet5.digits", "seven.png")
         [('7', 0.98), ('1', 0.01), ...]
     """
-    from zoo.api import spec as resolve
-    from zoo.loading.build import build, import_object
+    import os
 
-    spec, tag = resolve(name)
+    from zoo.api import _looks_like_dir
+    from zoo.api import spec as resolve
+    from zoo.loading.build import build, import_object, load_dir
+
+    saved = _looks_like_dir(os.fspath(name))
+    spec, tag = _saved(os.fspath(name)) if saved else resolve(name)
     task = spec.task_for(tag)
     fn_path = TASKS.get((spec.family, task)) or TASKS.get(task)
     if fn_path is None:
         raise UsageError(f"no predictor for task '{task}' yet; use zoo.get('{name}') "
                          "and call the model")
-    key = (spec.name, tag)
+    key = (os.path.abspath(name) if saved else spec.name, tag)
     model = _MODELS.get(key)
     if model is None:
-        model = _MODELS[key] = build(spec, tag)
+        model = _MODELS[key] = load_dir(name) if saved else build(spec, tag)
     fn: Callable[..., Any] = import_object(fn_path, what=f"predictor for '{task}'")
     return fn(model, spec, tag, inputs, **options)
 
 
 _MODELS: dict[tuple[str, str | None], Any] = {}
+
+
+def _saved(path: str):
+    """``(spec, tag)`` of a saved or fine-tuned directory: the catalog's spec with one tag
+    holding the directory's labels, task and input spec (its preprocessing)."""
+    from dataclasses import replace
+
+    from zoo.loading.build import read_config
+    from zoo.registry import default_registry
+    from zoo.registry.spec import FrozenDict, InputSpec, PretrainedSpec
+
+    cfg = read_config(path)
+    inp = cfg.get("input")
+    if isinstance(inp, dict):
+        inp = InputSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in inp.items()
+                           if k in InputSpec.__dataclass_fields__})
+    pre = PretrainedSpec(tag="saved", source=f"file:{path}", input=inp or None,
+                         labels=tuple(cfg["labels"]) if cfg.get("labels") else None,
+                         task=cfg.get("task") if isinstance(cfg.get("task"), str) else None)
+    return replace(default_registry().spec(cfg.get("name")),
+                   pretrained=FrozenDict({"saved": pre})), "saved"

@@ -35,6 +35,8 @@ from zoo.registry.spec import InputSpec
 BUILTIN = ("digits", "shapes", "sentiment", "karate")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 SENTIMENT_LABELS = ("negative", "neutral", "positive")
+#: images in 0..1 (built-in sets), the same already preprocessed, files of a folder
+IMAGE_KINDS = ("image", "encoded", "imagefiles")
 
 
 @dataclass
@@ -99,28 +101,64 @@ def modality(spec, model=None) -> str:
 
 
 def _image_spec(spec, tag) -> InputSpec:
-    inp = spec.input_for(tag)
+    """The model's settled input spec (:func:`zoo.loading.preprocess.model_input`)."""
+    from zoo.loading.preprocess import model_input
+
+    inp = model_input(spec, tag)
     if inp is None or len(inp.size) != 3:
         raise UsageError(f"model '{spec.name}' declares no image input size [C, H, W]; "
                          "it cannot be fine-tuned on images")
     return inp
 
 
-def _fit_images(x: torch.Tensor, inp: InputSpec) -> torch.Tensor:
-    """``[N, C, h, w]`` floats in 0..1 -> the model's channels, size and normalisation."""
-    c, h, w = inp.size
-    if x.shape[1] != c:
-        x = x.mean(1, keepdim=True) if c == 1 else x.expand(-1, c, -1, -1) \
-            if x.shape[1] == 1 else x[:, :c]
-    if tuple(x.shape[-2:]) != (h, w):
-        mode = "bicubic" if inp.interpolation == "bicubic" else "bilinear"
-        x = torch.nn.functional.interpolate(x, size=(h, w), mode=mode, align_corners=False)
-        x = x.clamp(0, 1)
-    if inp.mean is not None and inp.std is not None:
-        mean = torch.tensor(inp.mean).view(1, -1, 1, 1)
-        std = torch.tensor(inp.std).view(1, -1, 1, 1)
-        x = (x - mean) / std
-    return x.contiguous()
+def _to_pil(x: torch.Tensor) -> list:
+    """``[N, C, h, w]`` floats in 0..1 -> 8-bit PIL images, as a user's files would be."""
+    from PIL import Image
+
+    arr = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return [Image.fromarray(a[:, :, 0] if a.shape[2] == 1 else a[:, :, :3].copy())
+            for a in arr]
+
+
+#: built-in sample sets: each image is preprocessed once per process and input spec
+_ENCODED: dict[tuple[str, InputSpec], dict[int, torch.Tensor]] = {}
+
+
+class _Encoded:
+    """Rows ``index`` of a built-in set through :func:`encode_images`, computed when first
+    needed and kept (runs in one process share them; ``--limit`` computes only its rows)."""
+
+    def __init__(self, name: str, inp: InputSpec, index: torch.Tensor):
+        self.name, self.inp, self.index = name, inp, index
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, idx) -> _Encoded:
+        return _Encoded(self.name, self.inp, self.index[torch.as_tensor(idx, dtype=torch.long)])
+
+    def tensor(self) -> torch.Tensor:
+        rows = _ENCODED.setdefault((self.name, self.inp), {})
+        if len(_ENCODED) > 4:
+            _ENCODED.pop(next(iter(_ENCODED)))
+        todo = [i for i in self.index.tolist() if i not in rows]
+        if todo:
+            x = _digits()[0] if self.name == "digits" else _shapes()[0]
+            rows.update(zip(todo, encode_images(x[todo], self.inp), strict=True))
+        if not len(self.index):
+            return torch.empty(0, *self.inp.size)
+        return torch.stack([rows[i] for i in self.index.tolist()])
+
+
+def encode_images(samples, inp: InputSpec) -> torch.Tensor:
+    """Images (a ``[N, C, h, w]`` tensor in 0..1, or files) through the model's one
+    preprocessing, the function ``zoo.predict`` and the demos apply to uploads."""
+    from zoo.loading.preprocess import image_to_tensor
+
+    items = _to_pil(samples) if isinstance(samples, torch.Tensor) else samples
+    if not len(items):
+        return torch.empty(0, *inp.size)
+    return torch.cat([image_to_tensor(s, inp) for s in items])
 
 
 # -- sources -------------------------------------------------------------------------------
@@ -223,12 +261,6 @@ def _read_folder(path: Path) -> tuple[list[Path], list[str]]:
     return files, labels
 
 
-def _load_images(files: list[Path], inp: InputSpec) -> torch.Tensor:
-    from zoo.loading.preprocess import image_to_tensor
-
-    return torch.cat([image_to_tensor(f, inp) for f in files])
-
-
 # -- text encoding ---------------------------------------------------------------------------
 
 def _text_encoder(model, spec, train_texts: list[str], max_length: int, out_dir: Path | None):
@@ -301,11 +333,11 @@ def _raw(source: str | os.PathLike[str], spec, tag, *, text_column: str, label_c
     """``(modality, samples, labels (str), class names or None)``; samples are a tensor of
     images in 0..1 (unnormalised), a list of texts, a list of image paths, or a graph."""
     text = os.fspath(source)
-    if text == "digits":
-        x, y, names = _digits()
-        return "image", x, [names[i] for i in y], names
-    if text == "shapes":
-        x, y, names = _shapes()
+    if text in ("digits", "shapes"):
+        x, y, names = _digits() if text == "digits" else _shapes()
+        if modality(spec) == "image":
+            return "encoded", _Encoded(text, _image_spec(spec, tag), torch.arange(len(y))), \
+                [names[i] for i in y], names
         return "image", x, [names[i] for i in y], names
     if text == "sentiment":
         texts, labels = load_sentiment()
@@ -347,7 +379,7 @@ def prepare(data: str | os.PathLike[str], model, spec, tag: str | None = None, *
     want = modality(spec, model)
     kind, samples, labels, names = _raw(data, spec, tag, text_column=text_column,
                                         label_column=label_column)
-    have = "image" if kind in ("image", "imagefiles") else kind
+    have = "image" if kind in IMAGE_KINDS else kind
     if have != want:
         raise UsageError(f"data '{data}' holds {have}s but model '{spec.name}' takes "
                          f"{want} input; pick a {want} model or {want} data")
@@ -359,7 +391,7 @@ def prepare(data: str | os.PathLike[str], model, spec, tag: str | None = None, *
     if val_data is not None:
         vkind, vsamples, vlabels, _ = _raw(val_data, spec, tag, text_column=text_column,
                                            label_column=label_column)
-        if ("image" if vkind in ("image", "imagefiles") else vkind) != have:
+        if ("image" if vkind in IMAGE_KINDS else vkind) != have:
             raise UsageError(f"validation data '{val_data}' is not the same kind as '{data}'")
         train_idx = list(range(len(labels)))
         val_ids = _label_ids(vlabels, names, f"validation data '{val_data}'")
@@ -384,12 +416,12 @@ def prepare(data: str | os.PathLike[str], model, spec, tag: str | None = None, *
     if have == "image":
         inp = _image_spec(spec, tag)
 
-        def encode_images(s, k):
-            return _fit_images(s, inp) if k == "image" else _load_images(s, inp)
+        def encoded(samples, k):
+            return samples.tensor() if k == "encoded" else encode_images(samples, inp)
 
-        train = Split({"x": encode_images(tr_samples, kind)}, y)
-        val = Split({"x": encode_images(vsamples, vkind)}, val_ids) if len(val_ids) else None
-        return TaskData("image", train, val, list(names), name=name)
+        train = Split({"x": encoded(tr_samples, kind)}, y)
+        val = Split({"x": encoded(vsamples, vkind)}, val_ids) if len(val_ids) else None
+        return TaskData("image", train, val, list(names), name=name, notes={"input": inp})
     encode, notes = _text_encoder(model, spec, list(tr_samples), max_length, None)
     tkind, tin = encode(list(tr_samples))
     val = None
@@ -401,7 +433,8 @@ def prepare(data: str | os.PathLike[str], model, spec, tag: str | None = None, *
 
 def _take(samples, idx: list[int]):
     """``samples`` (a tensor, or a list of texts or files) at positions ``idx``."""
-    return samples[idx] if isinstance(samples, torch.Tensor) else [samples[i] for i in idx]
+    return samples[idx] if isinstance(samples, torch.Tensor | _Encoded) \
+        else [samples[i] for i in idx]
 
 
 def _subsample(samples, ids: torch.Tensor, cap: int | None, *, seed: int):

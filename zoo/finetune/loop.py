@@ -6,10 +6,12 @@ happened before, and the torch RNG state (dropout) is saved in every checkpoint,
 run resumed from the checkpoint of epoch ``e`` continues exactly like the uninterrupted
 run (same seed, same final metrics).
 
-Data parallelism (``torch.distributed``): every process walks the same global batches
-and takes every ``world``-th sample of each; each computes ``sum of its losses / global
-batch size`` and the gradients are summed across processes (``all_reduce``), so the
-update equals the single-process update on the same global batch (up to float rounding).
+Data parallelism: the model is wrapped in torch's ``DistributedDataParallel`` (the
+process group comes from torchrun, SLURM or ``--nproc``). Every process walks the same
+global batches and takes every ``world``-th sample of each; each process's loss is
+``world * sum of its losses / global batch size``, which DDP's gradient *average* turns
+into the single-process gradient of the same global batch (up to float rounding). So a
+checkpoint does not depend on the number of processes, and a run resumes on another.
 """
 
 from __future__ import annotations
@@ -190,8 +192,6 @@ def interrupted_message(ckpt_path: Path | None, epoch: int, saved: int | None) -
 def _batch_loss(model, data: TaskData, kind: str, batch: Split, cfg: TrainConfig,
                 teacher_logits: torch.Tensor | None) -> torch.Tensor:
     """Sum of per-sample losses of ``batch`` (the caller divides by the global batch)."""
-    if len(batch) == 0:  # a process with no sample this step still joins the all_reduce
-        return sum(p.sum() * 0.0 for p in model.parameters() if p.requires_grad)
     logits = forward(model, kind, batch.inputs, data.graph)
     if kind == "lm":
         from zoo.finetune.lm import lm_loss_sum
@@ -232,11 +232,13 @@ def train(model, data: TaskData, cfg: TrainConfig, *, optimizer, scheduler, out:
     saved: int | None = None   # the epoch whose checkpoint is on disk, for messages
     if resume and ckpt_path is not None and ckpt_path.is_file():
         ck = load_checkpoint(ckpt_path)
-        if fingerprint is not None and ck.get("fingerprint") != fingerprint:
+        # (older checkpoints also noted the number of processes, which no longer matters)
+        theirs = {k: v for k, v in (ck.get("fingerprint") or {}).items() if k != "world"}
+        if fingerprint is not None and theirs != fingerprint:
             from zoo.errors import UsageError
 
-            diff = sorted(k for k in fingerprint
-                          if ck.get("fingerprint", {}).get(k) != fingerprint[k])
+            diff = sorted(k for k in {*fingerprint, *theirs}
+                          if theirs.get(k) != fingerprint.get(k))
             raise UsageError(f"{ckpt_path}: was written with other settings ({', '.join(diff)}); "
                              "resume with the same options, or drop --resume to start over")
         model.load_state_dict(ck["model"])
@@ -247,16 +249,24 @@ def train(model, data: TaskData, cfg: TrainConfig, *, optimizer, scheduler, out:
         best = dict(ck["best"])
         saved = int(ck["epoch"])
         start = saved + 1
+        was = int(ck.get("world", dist.world))
+        if was != dist.world and dist.main:
+            import sys
+
+            print(f"resuming a run of {was} process{'es' if was != 1 else ''} on "
+                  f"{dist.world}: the global batch ({cfg.batch_size}) is unchanged, so the "
+                  "updates continue as before", file=sys.stderr)
     n = len(data.train)
     steps = math.ceil(n / cfg.batch_size)
     stopped = False
+    net = data_parallel(model, dist)
     if best["bad"] and cfg.early_stopping is not None and best["bad"] >= cfg.early_stopping:
         start = cfg.epochs + 1   # the interrupted run had already decided to stop
         stopped = True
     epoch = start
     try:
         for epoch in range(start, cfg.epochs + 1):
-            model.train()
+            net.train()
             frozen_modules_eval(model)
             order = torch.randperm(n, generator=torch.Generator().manual_seed(
                 cfg.seed * 100_003 + epoch))
@@ -265,23 +275,28 @@ def train(model, data: TaskData, cfg: TrainConfig, *, optimizer, scheduler, out:
                 progress.start_epoch(epoch, cfg.epochs, steps)
             for step in range(steps):
                 idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-                local = idx[dist.rank::dist.world]
+                local, weight = idx[dist.rank::dist.world], 1.0
+                if not len(local):
+                    # fewer samples than processes: this one still joins DDP's gradient
+                    # average, with a sample that counts for nothing
+                    local, weight = idx[:1], 0.0
                 batch = data.train.take(local)
                 t_logits = None
-                if teacher is not None and len(batch):
+                if teacher is not None:
                     tb = (teacher_data or data).train.take(local)
                     with torch.no_grad():
                         t_logits = forward(teacher, teacher_kind or kind, tb.inputs,
                                            (teacher_data or data).graph)
-                loss_sum = _batch_loss(model, data, kind, batch, cfg, t_logits)
-                loss = loss_sum / len(idx)
+                loss_sum = _batch_loss(net, data, kind, batch, cfg, t_logits)
+                if weight != 1.0:
+                    loss_sum = loss_sum * weight
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                reported = loss.detach().clone()
+                (loss_sum * (dist.world / len(idx))).backward()
+                reported = loss_sum.detach()
                 if dist.world > 1:
-                    _all_reduce_grads(model)
+                    reported = reported.clone()
                     torch.distributed.all_reduce(reported)
-                value = float(reported)
+                value = float(reported) / len(idx)
                 if not math.isfinite(value):
                     kept = (f"kept the last good checkpoint {ckpt_path} (epoch {epoch - 1})"
                             if ckpt_path is not None and ckpt_path.is_file()
@@ -333,7 +348,7 @@ def train(model, data: TaskData, cfg: TrainConfig, *, optimizer, scheduler, out:
                         "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(),
                         "rng": torch.get_rng_state(), "history": history, "best": best,
-                        "fingerprint": fingerprint or {}})
+                        "fingerprint": fingerprint or {}, "world": dist.world})
                 saved = epoch
             if dist.world > 1:
                 torch.distributed.barrier()
@@ -348,12 +363,18 @@ def train(model, data: TaskData, cfg: TrainConfig, *, optimizer, scheduler, out:
             "config": asdict(cfg)}
 
 
-def _all_reduce_grads(model) -> None:
-    import torch.distributed as tdist
+def data_parallel(model, dist: Dist):
+    """``model`` itself alone, else wrapped in ``DistributedDataParallel``, which
+    broadcasts rank 0's weights and averages gradients during ``backward``.
 
-    for p in model.parameters():
-        if not p.requires_grad:
-            continue
-        if p.grad is None:
-            p.grad = torch.zeros_like(p)
-        tdist.all_reduce(p.grad)
+    ``static_graph``: the same parameters take part in every step (frozen ones are not
+    registered at all), so DDP finds any unused ones (a pooler no head reads) in the
+    first step instead of searching the graph on every step.
+    """
+    if dist.world <= 1:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids, static_graph=True)

@@ -40,9 +40,11 @@ def load_model(ref: str | os.PathLike[str]) -> Loaded:
             raise UsageError(f"{text}: made from model '{cfg.get('name')}', which is not in "
                              "the catalog; install its plugin")
         spec = reg.spec(cfg["name"])
-        if cfg.get("input"):
+        if isinstance(cfg.get("input"), dict):
+            fields = InputSpec.__dataclass_fields__
             spec = replace(spec, input=InputSpec(**{k: tuple(v) if isinstance(v, list) else v
-                                                    for k, v in cfg["input"].items()}))
+                                                    for k, v in cfg["input"].items()
+                                                    if k in fields}))
         model = build.load_dir(text)
         return Loaded(model, spec, None, dict(cfg["kwargs"]), cfg.get("labels"), True, text)
     spec, tag = resolve(text)
@@ -52,15 +54,19 @@ def load_model(ref: str | os.PathLike[str]) -> Loaded:
                   tag is not None, text)
 
 
-def _accepts(spec, name: str) -> bool:
+def _accepts(spec, name: str, *, passthrough: bool = False) -> bool:
+    """Whether the builder takes ``name``; with ``passthrough``, also through ``**kwargs``
+    (torchvision's and timm's builders pass ``num_classes`` on to the model)."""
     import inspect
 
     from zoo.loading.build import builder_of
 
     try:
-        return name in inspect.signature(builder_of(spec)).parameters
+        params = inspect.signature(builder_of(spec)).parameters
     except (TypeError, ValueError):
         return False
+    return name in params or (passthrough and any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()))
 
 
 def rebuild(loaded: Loaded, kwargs: dict[str, Any], *, keep_weights: bool, head: str | None,
@@ -69,7 +75,13 @@ def rebuild(loaded: Loaded, kwargs: dict[str, Any], *, keep_weights: bool, head:
     (all but the head's when the class count changed)."""
     from zoo.loading.build import builder_of
 
-    new = builder_of(loaded.spec)(**kwargs)
+    try:
+        new = builder_of(loaded.spec)(**kwargs)
+    except TypeError as e:
+        extra = sorted(set(kwargs) - set(loaded.kwargs))
+        raise UsageError(f"model '{loaded.spec.name}': its builder does not take "
+                         f"{', '.join(extra) or sorted(kwargs)} ({e}); pick a model whose "
+                         "builder sets the class count") from None
     if keep_weights:
         own = new.state_dict()
         old = loaded.model.state_dict()
@@ -136,8 +148,10 @@ def fit_head(loaded: Loaded, hooks: dict, n_data: int, num_classes: int | None,
             f"({', '.join(data_labels[:6])}{'...' if n_data > 6 else ''}); pass "
             f"--num-classes {n_data} to replace its head '{head}'")
     if key is None:
-        raise UsageError(f"model '{loaded.spec.name}' has no class-count argument "
-                         f"(num_classes/out_channels) to give {n_data} classes")
+        if not _accepts(loaded.spec, "num_classes", passthrough=True):
+            raise UsageError(f"model '{loaded.spec.name}' has no class-count argument "
+                             f"(num_classes/out_channels) to give {n_data} classes")
+        key = "num_classes"
     kwargs = {**loaded.kwargs, key: n_data}
     return rebuild(loaded, kwargs, keep_weights=loaded.trained, head=head), kwargs, True
 

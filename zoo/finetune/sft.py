@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,8 @@ from zoo.finetune.data import TaskData
 from zoo.finetune.lm import encode_pairs, read_pairs
 
 
-def finetune_sft(model, data, *, out, epochs: int = 3, lr: float | None = None,
-                 batch_size: int = 16, seed: int = 0, val_data=None,
+def finetune_sft(model, data, *, out, epochs: int | None = None, lr: float | None = None,
+                 batch_size: int | None = None, seed: int = 0, val_data=None,
                  val_fraction: float = 0.1, limit: int | None = None, max_length: int = 128,
                  text_column: str = "prompt", label_column: str = "response",
                  weight_decay: float = 0.01, warmup: float = 0.1, schedule: str = "linear",
@@ -85,6 +86,7 @@ def finetune_sft(model, data, *, out, epochs: int = 3, lr: float | None = None,
 
             torch.manual_seed(seed)
             loaded.model = builder_of(loaded.spec)(**kwargs)
+            loaded.trained = False          # a new vocabulary: new embeddings throughout
         net = loaded.model
         n = len(prompts)
         if val_data is not None:
@@ -103,9 +105,18 @@ def finetune_sft(model, data, *, out, epochs: int = 3, lr: float | None = None,
         task = TaskData("lm", train_split, val_split, [], name=os.fspath(data)).to(device)
         net.to(device)
         hooks = finetune_hooks(loaded.spec)
+        from zoo.finetune import defaults
+
+        settings = defaults.choose(technique="sft", family=loaded.spec.family,
+                                   params=count_params(net)[1], trained=loaded.trained,
+                                   samples=len(train_split), epochs=epochs,
+                                   batch_size=batch_size, lr=lr)
+        epochs, batch_size, lr = settings.epochs, settings.batch_size, settings.lr
+        if progress and dist.main:
+            print(settings.describe(samples=len(train_split), technique="sft"),
+                  file=sys.stderr)
         estimate = estimate_outputs(net, optimizer=optimizer, epochs=epochs)
         check_run_space(out, estimate, resume=resume, technique="sft")
-        lr = lr if lr is not None else 1e-3
         groups = param_groups(net, lr=lr, weight_decay=weight_decay,
                               no_decay=list(hooks.get("no_decay") or DEFAULT_NO_DECAY))
         opt = make_optimizer(groups, optimizer, lr=lr)
@@ -115,7 +126,7 @@ def finetune_sft(model, data, *, out, epochs: int = 3, lr: float | None = None,
                           metric="loss", clip_grad=clip_grad)
         fingerprint = {"model": os.fspath(model), "data": os.fspath(data), "technique": "sft",
                        "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
-                       "world": dist.world, "limit": limit}
+                       "limit": limit}
         bar = report.Progress(enabled=progress and dist.main)
         try:
             run = train(net, task, cfg, optimizer=opt, scheduler=sched, out=out,

@@ -43,7 +43,7 @@ PRETRAINED_KEYS = {
     "task": str, "demo": str, "params": int, "gflops": (int, float),
 }
 INPUT_KEYS = {"size": list, "dtype": str, "mean": list, "std": list, "interpolation": str,
-              "invert": bool}
+              "invert": bool, "center": bool}
 FINETUNE_KEYS = {"head", "lora_targets", "layer_groups", "backbone", "no_decay",
                  "target_parameters", "notes"}
 DTYPES = {"float32", "float16", "bfloat16", "int64", "int32"}
@@ -360,6 +360,7 @@ def _input(d: Mapping[str, Any] | None) -> InputSpec | None:
         mean=tuple(d["mean"]) if d.get("mean") is not None else None,
         std=tuple(d["std"]) if d.get("std") is not None else None,
         interpolation=d.get("interpolation"), invert=d.get("invert"),
+        center=d.get("center"),
     )
 
 
