@@ -52,7 +52,7 @@ from zoo.finetune.techniques import TECHNIQUES
 
 def _check_options(*, epochs, batch_size, lr, limit, val_limit, nproc, warmup, label_smoothing,
                    metric, device, weight_decay, temperature, alpha, val_fraction,
-                   num_classes) -> None:
+                   num_classes, optimizer, schedule) -> None:
     """Refuse bad option values before anything is loaded or trained (one line each)."""
     from zoo.finetune.loop import METRIC_MODES
 
@@ -72,6 +72,10 @@ def _check_options(*, epochs, batch_size, lr, limit, val_limit, nproc, warmup, l
         (0 < val_fraction < 1, f"the validation fraction must be in (0, 1), got {val_fraction}"),
         (num_classes is None or num_classes >= 2,
          f"--num-classes must be at least 2, got {num_classes}"),
+        (optimizer.lower() in ("adamw", "adam", "sgd"),
+         f"unknown optimizer '{optimizer}'; use adamw, adam or sgd"),
+        (schedule in ("linear", "cosine", "constant"),
+         f"unknown schedule '{schedule}'; use linear, cosine or constant"),
         (metric in METRIC_MODES,
          f"unknown --metric '{metric}'; use one of {', '.join(METRIC_MODES)}"),
         (device == "cpu" or device.startswith(("cuda", "mps")),
@@ -163,7 +167,8 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
                    val_limit=val_limit, nproc=nproc, warmup=warmup,
                    label_smoothing=label_smoothing, metric=metric, device=device,
                    weight_decay=weight_decay, temperature=temperature, alpha=alpha,
-                   val_fraction=val_fraction, num_classes=num_classes)
+                   val_fraction=val_fraction, num_classes=num_classes,
+                   optimizer=optimizer, schedule=schedule)
     out = Path(out)
     check_out(out)
     if nproc > 1 and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
@@ -329,6 +334,8 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
         fingerprint = {"model": os.fspath(model), "data": os.fspath(data),
                        "technique": technique, "epochs": epochs, "batch_size": batch_size,
                        "lr": lr, "seed": seed, "limit": limit, "num_classes": num_classes}
+        if dist.main:
+            report.preload()
         bar = report.Progress(enabled=progress and dist.main)
         try:
             run = train(train_model, task_for_train, cfg, optimizer=opt, scheduler=sched,
@@ -362,7 +369,8 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
                 save_model(final_model, out, spec=spec, tag=loaded.tag, kwargs=kwargs,
                             extra={"labels": task.labels, "metrics": final_metrics,
                                    **saved_facts(spec, task, val_data=val_data,
-                                                 val_fraction=val_fraction),
+                                                 val_fraction=val_fraction,
+                                                 max_length=max_length),
                                    "technique": technique, "base_model": os.fspath(model),
                                    "dataset": task.name,
                                    "finetune": {k: v for k, v in info.items()

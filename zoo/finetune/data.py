@@ -397,10 +397,7 @@ def prepare(data: str | os.PathLike[str], model, spec, tag: str | None = None, *
         val_ids = _label_ids(vlabels, names, f"validation data '{val_data}'")
     else:
         if os.fspath(data) == "sentiment":
-            from sklearn.model_selection import train_test_split
-
-            train_idx, val_idx = train_test_split(list(range(len(labels))), test_size=0.1,
-                                                  random_state=0)
+            train_idx, val_idx = _sklearn_split(len(labels), 0.1)
         else:
             train_idx, val_idx = _stratified_split(labels, val_fraction)
         vkind, vlabels = kind, [labels[i] for i in val_idx]
@@ -429,6 +426,19 @@ def prepare(data: str | os.PathLike[str], model, spec, tag: str | None = None, *
         _, vin = encode(list(vsamples))
         val = Split(vin, val_ids)
     return TaskData(tkind, Split(tin, y), val, list(names), name=name, notes=notes)
+
+
+def _sklearn_split(n: int, test_size: float) -> tuple[list[int], list[int]]:
+    """``sklearn.model_selection.train_test_split(range(n), test_size=..., random_state=0)``
+    (NOTES.md's sentiment split) without importing scikit-learn (3 s): its ShuffleSplit
+    draws one ``RandomState(0).permutation(n)`` and takes the test rows first."""
+    import math
+
+    import numpy as np
+
+    perm = np.random.RandomState(0).permutation(n)
+    n_test = math.ceil(test_size * n)
+    return perm[n_test:].tolist(), perm[:n_test].tolist()
 
 
 def _take(samples, idx: list[int]):

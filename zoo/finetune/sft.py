@@ -127,6 +127,8 @@ def finetune_sft(model, data, *, out, epochs: int | None = None, lr: float | Non
         fingerprint = {"model": os.fspath(model), "data": os.fspath(data), "technique": "sft",
                        "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
                        "limit": limit}
+        if dist.main:
+            report.preload()
         bar = report.Progress(enabled=progress and dist.main)
         try:
             run = train(net, task, cfg, optimizer=opt, scheduler=sched, out=out,
