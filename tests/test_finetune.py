@@ -173,6 +173,8 @@ def test_zoo_predict_scores_held_out_files_exactly_as_the_trainer_did(tmp_path):
     assert config["input"]["center"] is True          # the preprocessing travels along
     assert config["task"] == "image-classification"
     assert config["metrics_split"] == "validation"
+    assert config["evaluation"] == {"split": "validation", "samples": 60,
+                                    "source": f"--val-data {val}"}
     files = sorted(Path(val).rglob("*.png"))
     right = sum(zoo.predict(str(out), f, top_k=1)[0][0] == f.parent.name for f in files)
     assert right / len(files) == pytest.approx(result.metrics["accuracy"], abs=1e-6)
@@ -194,6 +196,84 @@ def test_freeze_keeps_the_first_layer_groups_bit_identical(base, tmp_path):
     assert not torch.equal(before["fc.weight"], after["fc.weight"])
     assert not torch.equal(before["classifier.1.weight"], after["classifier.1.weight"])
     assert result.trainable_params < result.total_params
+
+
+def test_freeze_n_on_a_transformer_freezes_its_embeddings_and_first_layers(tmp_path):
+    """--freeze 3 on MiniLM: the classifier zoo builds nests the encoder under 'bert.', and
+    its groups are the embeddings and each encoder layer."""
+    import zoo
+
+    before = zoo.get("minilm.sentence").state_dict()
+    out = tmp_path / "frozen"
+    result = _ft("minilm.sentence", str(_reviews_csv(tmp_path)), out=out, freeze_groups=3,
+                 text_column="review", epochs=1, limit=16, batch_size=16, max_length=12,
+                 lr=1e-3)
+    after = result.model.state_dict()
+    frozen = [k for k in before if k.startswith(("embeddings.", "encoder.layer.0.",
+                                                 "encoder.layer.1."))]
+    assert frozen and all(torch.equal(before[k], after["bert." + k]) for k in frozen)
+    moved = [k for k in before if k.startswith("encoder.layer.2.") and k.endswith("weight")]
+    assert moved and not any(torch.equal(before[k], after["bert." + k]) for k in moved)
+    config = json.loads((out / "config.json").read_text())
+    assert config["technique"] == "freeze"            # --freeze N alone asks for it
+    assert config["task"] == "text-classification"    # no longer feature extraction
+    assert config["finetune"]["frozen"] == len(frozen)
+
+
+def test_num_classes_gives_a_from_scratch_torchvision_classifier_its_head(tmp_path):
+    import zoo
+
+    folder = _images(tmp_path / "imgs", per_class=3)
+    out = tmp_path / "r18"
+    result = _ft("resnet18", str(folder), out=out, num_classes=3, epochs=1, batch_size=8,
+                 val_fraction=0.34)
+    assert result.model.fc.out_features == 3
+    config = json.loads((out / "config.json").read_text())
+    assert config["kwargs"]["num_classes"] == 3 and config["task"] == "image-classification"
+    assert zoo.get(str(out)).fc.out_features == 3
+
+
+def test_defaults_learn_a_small_image_folder_and_say_what_they_chose(tmp_path, capsys):
+    """No epochs, batch size or lr given: 36 training images get batches of 8 and enough
+    epochs for at least 100 steps (3 epochs of 32 would be 6 steps)."""
+    from zoo.finetune import finetune
+    from zoo.finetune.data import _digits
+
+    _, y, _ = _digits()
+    folder = _digit_uploads(tmp_path / "photos", [i for i in range(400) if y[i] in (3, 5, 8)]
+                            [:45])
+    result = finetune("lenet5.digits", str(folder), out=tmp_path / "out", num_classes=3)
+    err = capsys.readouterr().err
+    line = next(x for x in err.splitlines() if x.startswith("settings:"))
+    config = json.loads((tmp_path / "out" / "metrics.json").read_text())["config"]
+    steps = len(result.history) * -(-36 // config["batch_size"])
+    assert config["batch_size"] == 8 and steps >= 100, line
+    assert "chosen by zoo: batch size, epochs, lr" in line and f"lr {config['lr']:g}" in line
+    assert result.metrics["accuracy"] > 0.85, result.history      # chance: 0.33
+
+
+def test_default_settings_follow_the_data_size_technique_and_base():
+    from zoo.finetune.defaults import choose
+
+    small = choose(technique="full", family="cnn", params=61_706, trained=True, samples=48,
+                   epochs=None, batch_size=None, lr=None)
+    assert (small.batch_size, small.epochs, small.lr) == (8, 17, 1e-3)      # 102 steps
+    scratch = choose(technique="full", family="cnn", params=61_706, trained=False,
+                     samples=48, epochs=None, batch_size=None, lr=None)
+    assert scratch.epochs == 33                                              # 198 steps
+    big = choose(technique="full", family="transformer", params=22_566_531, trained=True,
+                 samples=34_000, epochs=None, batch_size=None, lr=None)
+    assert (big.batch_size, big.epochs, big.lr) == (32, 3, 5e-5)
+    huge = choose(technique="lora", family="transformer", params=22_566_531, trained=True,
+                  samples=500_000, epochs=None, batch_size=None, lr=None)
+    assert huge.epochs == 1 and huge.lr == 1e-3
+    head = choose(technique="feature-extract", family="transformer", params=22_566_531,
+                  trained=True, samples=1200, epochs=None, batch_size=None, lr=None,
+                  cached_head=True)
+    assert head.lr == 5e-3 and head.epochs * 38 >= 300
+    given = choose(technique="full", family="cnn", params=1, trained=True, samples=48,
+                   epochs=2, batch_size=4, lr=0.5)
+    assert (given.epochs, given.batch_size, given.lr, given.chosen) == (2, 4, 0.5, [])
 
 
 def test_freeze_by_name_pattern(base, tmp_path):
@@ -332,13 +412,17 @@ def test_lora_saves_adapter_and_merged_weights_that_agree(base, tmp_path):
     assert result.metrics["accuracy"] > 0.85
 
 
-def test_lora_on_bert_attention_trains_under_one_percent_of_the_weights(tmp_path):
+def test_lora_on_bert_attention_trains_under_one_percent_of_the_weights(tmp_path, capsys):
     import zoo
 
     path = _reviews_csv(tmp_path)
     out = tmp_path / "bert"
     result = _ft("bert_mini", str(path), out=out, technique="lora", text_column="review",
                  epochs=3, lr=5e-3, batch_size=16, max_length=16)
+    # bert_mini is an architecture: adapters on random weights deserve one line of warning
+    warned = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warned) == 1 and "'bert_mini', an architecture with random weights" in \
+        warned[0] and "--technique full" in warned[0]
     assert result.trainable_percent < 1.0
     # Measured 0.83 (from 0.5 at random): adapters on query/key/value and the new head.
     assert result.metrics["accuracy"] > 0.7, result.history

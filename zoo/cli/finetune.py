@@ -100,7 +100,8 @@ def finetune_cmd(
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", help="Start over even if DIR holds a checkpoint.")] = False,
     nproc: Annotated[int, typer.Option(
-        "--nproc", help="Data-parallel processes on this machine (torch.distributed).")] = 1,
+        "--nproc", help="Data-parallel processes on this machine (DistributedDataParallel, "
+        "started as torchrun --standalone would; or launch with torchrun itself).")] = 1,
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:

@@ -10,9 +10,10 @@ The rules (each one line, printed with the chosen values at the start of a run):
   head on cached features, whose steps cost next to nothing) and cut to at most
   ``MAX_STEPS``; then 1 to ``MAX_EPOCHS`` epochs of it.
 - **learning rate** by technique and base: the BERT recipe (5e-5, 2e-5 past 100 M
-  parameters) for trained transformers trained in full; 3e-4/1e-4 for larger trained
-  CNNs; 1e-3 for small models, LoRA adapters and from-scratch training; 5e-3 for a new
-  head alone (feature extraction); 1e-2 for graph networks.
+  parameters) for trained transformers over 5 M parameters trained in full; 3e-4/1e-4
+  for larger trained CNNs (past 5 M / 50 M); 1e-3 for small models, LoRA adapters and
+  from-scratch training (3e-4 past 20 M); 5e-3 for a new head alone (feature
+  extraction); 1e-2 for graph networks.
 
 Each rule holds for the sample sets and user folders in ``benchmarks/user_data.py``;
 an explicit option always wins.
@@ -76,10 +77,10 @@ def lr_for(technique: str, *, family: str, params: int, trained: bool) -> float:
         return 1e-3 if params < 100_000_000 else 2e-4
     if not trained:
         return 1e-3 if params < 20_000_000 else 3e-4
+    if params < 5_000_000:          # small trained models (vit.digits: 140 k) move freely
+        return 1e-3
     if family == "transformer":
         return 5e-5 if params < 100_000_000 else 2e-5
-    if params < 5_000_000:
-        return 1e-3
     return 3e-4 if params < 50_000_000 else 1e-4
 
 

@@ -23,14 +23,18 @@ from zoo.registry.spec import InputSpec
 
 def wants_center(spec, tag: str | None = None) -> bool:
     """Whether ``spec`` (``NAME[.TAG]``) centres ink: the input spec's ``center`` when it
-    says, else a digit model (``digits`` in its tags, tag or data set) or one that
-    declares an ink polarity (``invert``)."""
+    says; else a model that declares an ink polarity (``invert``) or a trained digit model
+    (``digits`` in its tags, tag or data set). An architecture (no tag) has no training
+    data to match, so it takes images as they are."""
     inp = spec.input_for(tag)
     if inp is not None and inp.center is not None:
         return bool(inp.center)
-    pre = spec.pretrained.get(tag) if tag else None
-    return bool((inp is not None and inp.invert is not None) or "digits" in spec.tags
-                or (tag or "").endswith("digits")
+    if inp is not None and inp.invert is not None:
+        return True
+    if not tag:
+        return False
+    pre = spec.pretrained.get(tag)
+    return bool("digits" in spec.tags or tag.endswith("digits")
                 or (pre is not None and "digits" in (pre.dataset or "")))
 
 
