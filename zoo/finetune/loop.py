@@ -51,7 +51,7 @@ class TrainConfig:
     early_stopping: int | None = None     # patience in epochs; None: train every epoch
     metric: str = "accuracy"              # validation metric for early stopping
     clip_grad: float | None = 1.0
-    eval_batch_size: int = 256
+    eval_batch_size: int = 64             # length-sorted chunks (see eval_chunks)
     temperature: float = 4.0              # distillation
     alpha: float = 0.7                    # distillation: weight of the soft targets
     extra: dict[str, Any] = field(default_factory=dict)
@@ -126,7 +126,8 @@ def macro_f1(pred: torch.Tensor, y: torch.Tensor, num_classes: int) -> float:
 def eval_chunks(split: Split, batch_size: int) -> list[torch.Tensor]:
     """Index chunks for a pass over ``split`` where order does not matter (validation,
     feature caching): texts sorted by length, so that each chunk pads to its own longest
-    text, not to the longest of a random mix (tweets: about half the padding)."""
+    text, not to the longest of a random mix. MiniLM on 600 tweets, 1 thread: 10.0 s of
+    CPU in unsorted chunks of 64, 6.5 s sorted (9.1 s sorted in chunks of 256)."""
     inputs = split.inputs
     mask = inputs.get("attention_mask")
     lengths = mask.sum(1) if mask is not None and mask.dim() == 2 else inputs.get("lengths")
@@ -137,7 +138,7 @@ def eval_chunks(split: Split, batch_size: int) -> list[torch.Tensor]:
 
 @torch.no_grad()
 def evaluate(model, data: TaskData, split: Split, *, kind: str | None = None,
-             batch_size: int = 256) -> dict[str, float]:
+             batch_size: int = 64) -> dict[str, float]:
     """Loss, accuracy and macro-F1 of ``model`` on ``split`` (eval mode, then restored)."""
     was = model.training
     model.eval()

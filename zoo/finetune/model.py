@@ -156,7 +156,7 @@ def fit_head(loaded: Loaded, hooks: dict, n_data: int, num_classes: int | None,
     return rebuild(loaded, kwargs, keep_weights=loaded.trained, head=head), kwargs, True
 
 
-def precompute_features(model, head: str, data, batch_size: int = 256):
+def precompute_features(model, head: str, data, batch_size: int = 64):
     """Run the frozen backbone once; return TaskData of the head's inputs (or None when the
     head takes more than one input, e.g. a graph conv)."""
     import torch
