@@ -354,7 +354,7 @@ def train(model, data: TaskData, cfg: TrainConfig, *, optimizer, scheduler, out:
                 else:
                     val = evaluate(model, data, data.val, kind=kind,
                                    batch_size=cfg.eval_batch_size)
-                record["val_loss"] = val.pop("loss")
+                record["val_loss"] = val.pop("loss", float("nan"))
                 record.update(val)
             history.append(record)
             value = record.get("val_loss" if cfg.metric == "loss" else cfg.metric)

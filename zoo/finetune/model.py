@@ -75,6 +75,14 @@ def rebuild(loaded: Loaded, kwargs: dict[str, Any], *, keep_weights: bool, head:
     (all but the head's when the class count changed)."""
     from zoo.loading.build import builder_of
 
+    fresh = [h for h in (head, allow_new) if h]
+    new = _onto_old_weights(loaded, builder_of(loaded.spec), kwargs, fresh) \
+        if keep_weights else None
+    if new is not None:
+        tok = getattr(loaded.model, "tokenizer", None)
+        if tok is not None and getattr(new, "tokenizer", None) is None:
+            new.tokenizer = tok
+        return new
     try:
         new = builder_of(loaded.spec)(**kwargs)
     except TypeError as e:
@@ -89,7 +97,6 @@ def rebuild(loaded: Loaded, kwargs: dict[str, Any], *, keep_weights: bool, head:
         state = {prefix + k: v for k, v in old.items()
                  if prefix + k in own and own[prefix + k].shape == v.shape}
         missing = [k for k in own if k not in state]
-        fresh = [h for h in (head, allow_new) if h]
         stray = [k for k in missing if not any(k.startswith(h + ".") for h in fresh)]
         if stray:
             raise UsageError(f"model '{loaded.spec.name}': changing {sorted(kwargs)} also "
@@ -98,6 +105,49 @@ def rebuild(loaded: Loaded, kwargs: dict[str, Any], *, keep_weights: bool, head:
     tok = getattr(loaded.model, "tokenizer", None)
     if tok is not None and getattr(new, "tokenizer", None) is None:
         new.tokenizer = tok
+    return new
+
+
+def _onto_old_weights(loaded: Loaded, builder, kwargs: dict[str, Any], fresh: list[str]):
+    """The new architecture built on the meta device around the old model's tensors, so
+    that only the new head is initialised: no second random init of weights that are
+    replaced anyway (MiniLM: 0.4 s, and no second copy of its 90 MB). ``None`` when the
+    model cannot be made that way; the caller then builds it in full."""
+    import torch
+
+    try:
+        with torch.device("meta"):
+            new = builder(**kwargs)
+    except Exception:
+        return None
+    old_state = loaded.model.state_dict()
+    own = new.state_dict()
+    prefix = _nesting_prefix(list(old_state), list(own))
+    state = {prefix + k: v for k, v in old_state.items()
+             if prefix + k in own and own[prefix + k].shape == v.shape}
+    if any(not any(k.startswith(h + ".") for h in fresh) for k in own if k not in state):
+        return None            # more than the head changes: the full path words the error
+    new.load_state_dict(state, strict=False, assign=True)
+    old_buffers = dict(loaded.model.named_buffers())
+    for name, buf in list(new.named_buffers()):   # non-persistent ones (position ids)
+        if buf.is_meta:
+            src = old_buffers.get(name[len(prefix):] if name.startswith(prefix) else name)
+            if src is None or src.shape != buf.shape:
+                return None
+            owner, _, attr = name.rpartition(".")
+            new.get_submodule(owner)._buffers[attr] = src
+    init = getattr(new, "_init_weights", None)     # transformers' own initialisation
+    for module in new.modules():
+        if any(p.is_meta for p in module.parameters(recurse=False)):
+            module.to_empty(device="cpu", recurse=False)
+            if callable(init):
+                init(module)
+            elif callable(getattr(module, "reset_parameters", None)):
+                module.reset_parameters()
+            else:
+                return None
+    if any(t.is_meta for t in (*new.parameters(), *new.buffers())):
+        return None
     return new
 
 
