@@ -31,6 +31,7 @@ MODEST: dict[str, list[str]] = {
     "build_overhead.py": ["--reps", "5", "--small-reps", "100"],
     "demo_load.py": ["--clients", "8", "--requests", "10", "--procs", "2"],
     "finetune.py": ["--train", "200", "--val", "100"],
+    "user_data.py": ["--only", "images"],
 }
 
 #: Lines worth repeating in the summary: ratios, targets and the table rows with ratios.

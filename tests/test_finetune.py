@@ -131,6 +131,65 @@ def zoo_spec(name):
     return zoo.spec(name)
 
 
+# -- train/serve parity ----------------------------------------------------------------------
+
+def _digit_uploads(root, rows, seed=0):
+    """Digits as users upload them: dark ink on light paper, scaled up, off centre, RGB,
+    one folder per digit."""
+    import numpy as np
+    from PIL import Image
+
+    from zoo.finetune.data import _digits
+
+    rng = np.random.default_rng(seed)
+    x, y, _ = _digits()
+    for i in rows:
+        ink = Image.fromarray((x[i, 0].numpy() * 255).astype("uint8")).resize(
+            (int(rng.integers(24, 64)),) * 2, Image.BILINEAR)
+        paper = Image.new("L", (96, 80), 235)
+        paper.paste(Image.fromarray(255 - np.asarray(ink)),
+                    (int(rng.integers(0, 96 - ink.width)), int(rng.integers(0, 80 - ink.height))))
+        (root / str(y[i])).mkdir(parents=True, exist_ok=True)
+        paper.convert("RGB").save(root / str(y[i]) / f"{i}.png")
+    return root
+
+
+def test_zoo_predict_scores_held_out_files_exactly_as_the_trainer_did(tmp_path):
+    """One preprocessing per model, saved with it: the trainer's held-out accuracy and the
+    one zoo.predict gets on the same files are the same number."""
+    from pathlib import Path
+
+    import zoo
+    from zoo.finetune.data import _digits
+
+    _, y, _ = _digits()
+    rows = [i for i in range(900) if y[i] in (3, 5, 8)]
+    train = _digit_uploads(tmp_path / "train", rows[:60])
+    val = _digit_uploads(tmp_path / "val", rows[60:120], seed=1)
+    out = tmp_path / "vit"
+    result = _ft("vit.digits", str(train), val_data=str(val), out=out, num_classes=3,
+                 epochs=1, lr=3e-4, batch_size=16)      # measured 0.917: not saturated
+    config = json.loads((out / "config.json").read_text())
+    assert config["input"]["center"] is True          # the preprocessing travels along
+    assert config["task"] == "image-classification"
+    assert config["metrics_split"] == "validation"
+    assert config["evaluation"] == {"split": "validation", "samples": 60,
+                                    "source": f"--val-data {val}"}
+    files = sorted(Path(val).rglob("*.png"))
+    right = sum(zoo.predict(str(out), f, top_k=1)[0][0] == f.parent.name for f in files)
+    assert right / len(files) == pytest.approx(result.metrics["accuracy"], abs=1e-6)
+    # the demo (and so an exported Space) reads the same saved preprocessing
+    from PIL import Image
+
+    from zoo.demos.tasks_image import ImageClassification
+
+    demo = ImageClassification().load(str(out))
+    shown = [demo.run(demo.model(), Image.open(f).convert("RGB")) for f in files]
+    assert sum(max(d, key=d.get) == f.parent.name for d, f in zip(shown, files, strict=True)) \
+        == right
+    assert 0.5 < result.metrics["accuracy"] < 1.0     # a metric that can tell them apart
+
+
 # -- freeze ---------------------------------------------------------------------------------------
 
 def test_freeze_keeps_the_first_layer_groups_bit_identical(base, tmp_path):
@@ -146,6 +205,84 @@ def test_freeze_keeps_the_first_layer_groups_bit_identical(base, tmp_path):
     assert not torch.equal(before["fc.weight"], after["fc.weight"])
     assert not torch.equal(before["classifier.1.weight"], after["classifier.1.weight"])
     assert result.trainable_params < result.total_params
+
+
+def test_freeze_n_on_a_transformer_freezes_its_embeddings_and_first_layers(tmp_path):
+    """--freeze 3 on MiniLM: the classifier zoo builds nests the encoder under 'bert.', and
+    its groups are the embeddings and each encoder layer."""
+    import zoo
+
+    before = zoo.get("minilm.sentence").state_dict()
+    out = tmp_path / "frozen"
+    result = _ft("minilm.sentence", str(_reviews_csv(tmp_path)), out=out, freeze_groups=3,
+                 text_column="review", epochs=1, limit=16, batch_size=16, max_length=12,
+                 lr=1e-3)
+    after = result.model.state_dict()
+    frozen = [k for k in before if k.startswith(("embeddings.", "encoder.layer.0.",
+                                                 "encoder.layer.1."))]
+    assert frozen and all(torch.equal(before[k], after["bert." + k]) for k in frozen)
+    moved = [k for k in before if k.startswith("encoder.layer.2.") and k.endswith("weight")]
+    assert moved and not any(torch.equal(before[k], after["bert." + k]) for k in moved)
+    config = json.loads((out / "config.json").read_text())
+    assert config["technique"] == "freeze"            # --freeze N alone asks for it
+    assert config["task"] == "text-classification"    # no longer feature extraction
+    assert config["finetune"]["frozen"] == len(frozen)
+
+
+def test_num_classes_gives_a_from_scratch_torchvision_classifier_its_head(tmp_path):
+    import zoo
+
+    folder = _images(tmp_path / "imgs", per_class=3)
+    out = tmp_path / "r18"
+    result = _ft("resnet18", str(folder), out=out, num_classes=3, epochs=1, batch_size=8,
+                 val_fraction=0.34)
+    assert result.model.fc.out_features == 3
+    config = json.loads((out / "config.json").read_text())
+    assert config["kwargs"]["num_classes"] == 3 and config["task"] == "image-classification"
+    assert zoo.get(str(out)).fc.out_features == 3
+
+
+def test_defaults_learn_a_small_image_folder_and_say_what_they_chose(tmp_path, capsys):
+    """No epochs, batch size or lr given: 36 training images get batches of 8 and enough
+    epochs for at least 100 steps (3 epochs of 32 would be 6 steps)."""
+    from zoo.finetune import finetune
+    from zoo.finetune.data import _digits
+
+    _, y, _ = _digits()
+    folder = _digit_uploads(tmp_path / "photos", [i for i in range(400) if y[i] in (3, 5, 8)]
+                            [:45])
+    result = finetune("lenet5.digits", str(folder), out=tmp_path / "out", num_classes=3)
+    err = capsys.readouterr().err
+    line = next(x for x in err.splitlines() if x.startswith("settings:"))
+    config = json.loads((tmp_path / "out" / "metrics.json").read_text())["config"]
+    steps = len(result.history) * -(-36 // config["batch_size"])
+    assert config["batch_size"] == 8 and steps >= 100, line
+    assert "chosen by zoo: batch size, epochs, lr" in line and f"lr {config['lr']:g}" in line
+    assert result.metrics["accuracy"] > 0.85, result.history      # chance: 0.33
+
+
+def test_default_settings_follow_the_data_size_technique_and_base():
+    from zoo.finetune.defaults import choose
+
+    small = choose(technique="full", family="cnn", params=61_706, trained=True, samples=48,
+                   epochs=None, batch_size=None, lr=None)
+    assert (small.batch_size, small.epochs, small.lr) == (8, 17, 1e-3)      # 102 steps
+    scratch = choose(technique="full", family="cnn", params=61_706, trained=False,
+                     samples=48, epochs=None, batch_size=None, lr=None)
+    assert scratch.epochs == 33                                              # 198 steps
+    big = choose(technique="full", family="transformer", params=22_566_531, trained=True,
+                 samples=34_000, epochs=None, batch_size=None, lr=None)
+    assert (big.batch_size, big.epochs, big.lr) == (32, 3, 5e-5)
+    huge = choose(technique="lora", family="transformer", params=22_566_531, trained=True,
+                  samples=500_000, epochs=None, batch_size=None, lr=None)
+    assert huge.epochs == 1 and huge.lr == 1e-3
+    head = choose(technique="feature-extract", family="transformer", params=22_566_531,
+                  trained=True, samples=1200, epochs=None, batch_size=None, lr=None,
+                  cached_head=True)
+    assert head.lr == 5e-3 and head.epochs * 38 >= 300
+    given = choose(technique="full", family="cnn", params=1, trained=True, samples=48,
+                   epochs=2, batch_size=4, lr=0.5)
+    assert (given.epochs, given.batch_size, given.lr, given.chosen) == (2, 4, 0.5, [])
 
 
 def test_freeze_by_name_pattern(base, tmp_path):
@@ -284,13 +421,17 @@ def test_lora_saves_adapter_and_merged_weights_that_agree(base, tmp_path):
     assert result.metrics["accuracy"] > 0.85
 
 
-def test_lora_on_bert_attention_trains_under_one_percent_of_the_weights(tmp_path):
+def test_lora_on_bert_attention_trains_under_one_percent_of_the_weights(tmp_path, capsys):
     import zoo
 
     path = _reviews_csv(tmp_path)
     out = tmp_path / "bert"
     result = _ft("bert_mini", str(path), out=out, technique="lora", text_column="review",
                  epochs=3, lr=5e-3, batch_size=16, max_length=16)
+    # bert_mini is an architecture: adapters on random weights deserve one line of warning
+    warned = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warned) == 1 and "'bert_mini', an architecture with random weights" in \
+        warned[0] and "--technique full" in warned[0]
     assert result.trainable_percent < 1.0
     # Measured 0.83 (from 0.5 at random): adapters on query/key/value and the new head.
     assert result.metrics["accuracy"] > 0.7, result.history
@@ -309,11 +450,12 @@ def test_lora_on_bert_attention_trains_under_one_percent_of_the_weights(tmp_path
 
 def test_distilled_student_beats_the_same_student_without_teacher(base, tmp_path):
     out, _ = base
-    # 60 labelled digits; 25 epochs of 4 steps. Measured: alone 0.837, distilled 0.897.
+    # 60 labelled digits; 25 epochs of 4 steps. Measured (seed 0 / 1): alone 0.853 / 0.853,
+    # distilled 0.897 / 0.917.
     common = dict(epochs=25, limit=60, lr=3e-3, batch_size=16, seed=0)
     alone = _ft("lenet5", "digits", out=tmp_path / "alone", **common)
     taught = _ft("lenet5", "digits", out=tmp_path / "kd", technique="distill",
-                 teacher=str(out), temperature=4.0, alpha=0.9, **common)
+                 teacher=str(out), temperature=4.0, alpha=0.5, **common)
     print(f"student alone {alone.metrics['accuracy']:.3f}, "
           f"distilled {taught.metrics['accuracy']:.3f}")
     assert taught.metrics["accuracy"] > alone.metrics["accuracy"] + 0.03
@@ -391,11 +533,11 @@ def test_label_smoothing_makes_the_model_less_confident(tmp_path):
     for ls in (0.0, 0.3):
         result = _ft("lenet5", "digits", out=tmp_path / f"ls{ls}", label_smoothing=ls, epochs=3,
                      limit=400, lr=3e-3)
-        from zoo.finetune.data import _digits, _fit_images
-        from zoo.registry.spec import InputSpec
+        from zoo.finetune.data import _digits, encode_images
+        from zoo.loading.preprocess import model_input
 
         x, _, _ = _digits()
-        xs = _fit_images(x[:200], InputSpec(size=(1, 32, 32), mean=(0.5,), std=(0.5,)))
+        xs = encode_images(x[:200], model_input(zoo_spec("lenet5")[0]))
         with torch.no_grad():
             confidences[ls] = float(result.model(xs).softmax(-1).max(-1).values.mean())
     assert confidences[0.3] < confidences[0.0] - 0.05, confidences

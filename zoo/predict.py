@@ -17,11 +17,10 @@ def classify_image(model, spec, tag, image, *, top_k: int = 5) -> list[tuple[str
     """Top-k ``(label, probability)`` for one image (path, PIL image or array)."""
     import torch
 
-    from zoo.loading.preprocess import image_to_tensor
+    from zoo.loading.preprocess import image_to_tensor, model_input
 
-    inp = spec.input_for(tag)
-    x = image_to_tensor(image, inp, center=bool(inp.invert is not None or "digits" in spec.tags
-                                                 or (tag or "").endswith("digits")))
+    # the model's one preprocessing, as fine-tuning trained it (saved in its config)
+    x = image_to_tensor(image, model_input(spec, tag))
     with torch.inference_mode():
         out = model(x)
         # transformers' image classifiers return an output object holding the logits

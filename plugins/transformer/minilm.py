@@ -151,14 +151,18 @@ def similarity(model: nn.Module, a: str, b: str, **options: Any) -> float:
 # -- predictors (zoo.predict.TASKS) --------------------------------------------------------
 
 def classify_text(model, spec, tag, text: str, *, top_k: int = 3,
-                  max_length: int = 128) -> list[tuple[str, float]]:
+                  max_length: int | None = None) -> list[tuple[str, float]]:
     """Top-k ``(label, probability)`` for one text, for any transformer text classifier.
 
     Handles :class:`SentenceClassifier` (logits tensor) and transformers'
-    ``*ForSequenceClassification`` (an output with ``.logits``).
+    ``*ForSequenceClassification`` (an output with ``.logits``). Texts are cut where the
+    model's input spec says (a fine-tuned model's: its training length), else at 128.
     """
     if not isinstance(text, str):
         raise UsageError(f"expected one text (str), got {type(text).__name__}")
+    if max_length is None:
+        inp = spec.input_for(tag)
+        max_length = int(inp.size[0]) if inp is not None and len(inp.size) == 1 else 128
     tok = _tokenizer_of(model)
     batch = tok([text], truncation=True, max_length=max_length, return_tensors="pt")
     model.eval()

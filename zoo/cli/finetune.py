@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -42,11 +43,14 @@ def finetune_cmd(
     technique: Annotated[str, typer.Option(
         "--technique", "-t",
         help="full, freeze, feature-extract, lora, distill or sft.")] = "full",
-    epochs: Annotated[int, typer.Option("--epochs", "-e")] = 3,
+    epochs: Annotated[int | None, typer.Option(
+        "--epochs", "-e", help="Epochs (default: from the data's size, at least 100 "
+        "steps).")] = None,
     lr: Annotated[float | None, typer.Option(
-        "--lr", help="Peak learning rate (1e-3; 5e-5 for transformers).")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", "-b",
-                                            help="Global batch size.")] = 32,
+        "--lr", help="Peak learning rate (default: by technique and model; printed).")] = None,
+    batch_size: Annotated[int | None, typer.Option(
+        "--batch-size", "-b", help="Global batch size (default 32, less on small data).")
+    ] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     val_data: Annotated[str | None, typer.Option(
         "--val-data", help="Validation data (default: a fixed 20% of --data).")] = None,
@@ -55,7 +59,8 @@ def finetune_cmd(
     val_limit: Annotated[int | None, typer.Option(
         "--val-limit", help="Use at most this many validation samples.")] = None,
     num_classes: Annotated[int | None, typer.Option(
-        "--num-classes", help="Replace a trained model's head with one of this size.")] = None,
+        "--num-classes", help="Give the classifier this many classes (replaces a trained "
+        "model's head).")] = None,
     freeze_groups: Annotated[int, typer.Option(
         "--freeze", help="freeze: number of leading layer groups to freeze.")] = 0,
     freeze_pattern: Annotated[list[str] | None, typer.Option(
@@ -101,7 +106,8 @@ def finetune_cmd(
         "--overwrite",
         help="Start over even if DIR holds a checkpoint, model or metrics.")] = False,
     nproc: Annotated[int, typer.Option(
-        "--nproc", help="Data-parallel processes on this machine (torch.distributed).")] = 1,
+        "--nproc", help="Data-parallel processes on this machine (DistributedDataParallel, "
+        "started as torchrun --standalone would; or launch with torchrun itself).")] = 1,
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
@@ -142,7 +148,10 @@ def finetune_cmd(
         # reports SIGINT).
         print(f"Interrupted: {e}", file=sys.stderr)
         raise typer.Exit(130) from None
-    summary = {"out": str(result.out), "technique": technique, **result.metrics,
+    if int(os.environ.get("RANK", "0")) != 0:
+        return          # under torchrun every process runs this command; rank 0 reports
+    summary = {"out": str(result.out),
+               "technique": result.extra.get("technique", technique), **result.metrics,
                "trainable_params": result.trainable_params,
                "total_params": result.total_params,
                "trainable_percent": round(result.trainable_percent, 3),

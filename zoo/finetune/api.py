@@ -15,23 +15,26 @@ is picked up::
     torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d \\
         --rdzv-endpoint HEAD_NODE:29500 -m zoo finetune ... --device cuda --out /shared/run
 
-``batch_size`` is the *global* batch: each process takes every N-th sample of it and
-the gradients are summed, so N processes give the same updates as one (up to float
-rounding); only rank 0 writes files. ``--out`` must be on a shared file system when
-processes run on several machines, so that ``--resume`` finds the checkpoint.
+The model trains inside torch's ``DistributedDataParallel``. ``batch_size`` is the
+*global* batch: each process takes every N-th sample of it and DDP averages the
+gradients, so N processes give the same updates as one (up to float rounding), and a
+run resumes on another number of processes. Only rank 0 writes files. ``--out`` must be
+on a shared file system when processes run on several machines, so that ``--resume``
+finds the checkpoint.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from zoo.errors import UsageError
-from zoo.finetune.distributed import init_distributed, spawn
+from zoo.finetune.distributed import init_distributed, launch, local_rank
 from zoo.finetune.model import fit_head, head_of, load_model, precompute_features, rebuild
 from zoo.finetune.outputs import writing
 from zoo.finetune.run import (
@@ -43,17 +46,18 @@ from zoo.finetune.run import (
     remove_leftovers,
     run_scope,
     save_model,
+    saved_facts,
 )
 from zoo.finetune.techniques import TECHNIQUES
 
 
 def _check_options(*, epochs, batch_size, lr, limit, val_limit, nproc, warmup, label_smoothing,
                    metric, metrics, device, weight_decay, temperature, alpha, val_fraction,
-                   num_classes) -> None:
+                   num_classes, optimizer, schedule) -> None:
     """Refuse bad option values before anything is loaded or trained (one line each)."""
     checks = [
-        (epochs >= 1, "--epochs must be at least 1"),
-        (batch_size >= 1, "--batch-size must be at least 1"),
+        (epochs is None or epochs >= 1, "--epochs must be at least 1"),
+        (batch_size is None or batch_size >= 1, "--batch-size must be at least 1"),
         (lr is None or lr >= 0, f"--lr must not be negative, got {lr}"),
         (limit is None or limit >= 1, f"--limit must be at least 1, got {limit}"),
         (val_limit is None or val_limit >= 1, f"--val-limit must be at least 1, got {val_limit}"),
@@ -67,6 +71,10 @@ def _check_options(*, epochs, batch_size, lr, limit, val_limit, nproc, warmup, l
         (0 < val_fraction < 1, f"the validation fraction must be in (0, 1), got {val_fraction}"),
         (num_classes is None or num_classes >= 2,
          f"--num-classes must be at least 2, got {num_classes}"),
+        (optimizer.lower() in ("adamw", "adam", "sgd"),
+         f"unknown optimizer '{optimizer}'; use adamw, adam or sgd"),
+        (schedule in ("linear", "cosine", "constant"),
+         f"unknown schedule '{schedule}'; use linear, cosine or constant"),
         (metric is None or metric in metrics,
          f"unknown --metric '{metric}'; use one of {', '.join(metrics)}"),
         (device == "cpu" or device.startswith(("cuda", "mps")),
@@ -78,8 +86,8 @@ def _check_options(*, epochs, batch_size, lr, limit, val_limit, nproc, warmup, l
 
 
 def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
-             out: str | os.PathLike[str], technique: str = "full", epochs: int = 3,
-             lr: float | None = None, batch_size: int = 32, seed: int = 0,
+             out: str | os.PathLike[str], technique: str = "full", epochs: int | None = None,
+             lr: float | None = None, batch_size: int | None = None, seed: int = 0,
              val_data: str | os.PathLike[str] | None = None, val_fraction: float = 0.2,
              limit: int | None = None, val_limit: int | None = None,
              num_classes: int | None = None,
@@ -113,7 +121,11 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
         out: the output directory: ``model.safetensors`` + ``config.json`` (``zoo get
             OUT`` rebuilds it), ``metrics.json``, ``curve.png``, ``checkpoints/last.pt``,
             and ``adapter/`` for LoRA.
-        lr: peak learning rate (default 1e-3; 5e-5 for transformers with full/freeze).
+        epochs, batch_size, lr: left out (``None``), they are chosen from the data's
+            size, the technique and the base (:mod:`zoo.finetune.defaults`: at least 100
+            optimiser steps, 200 from random weights; lr 5e-5 for trained transformers,
+            1e-3 for small models and LoRA, 5e-3 for a new head alone...) and printed
+            with the run's settings.
         layer_decay: layer-wise LR decay over the hooks' ``layer_groups``.
         group_lrs: ``{module prefix or pattern: lr}`` (differential learning rates).
         weight_decay: AdamW decay; norms, biases and 1-d parameters get none.
@@ -147,6 +159,8 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
         raise UsageError(f"unknown technique '{technique}'"
                          + (f"; did you mean '{close[0]}'?" if close else "")
                          + f" Known: {', '.join(TECHNIQUES)}")
+    if technique == "full" and (freeze_groups or freeze_patterns):
+        technique = "freeze"        # --freeze N alone asks for it
     if technique == "distill" and teacher is None:
         raise UsageError("--technique distill needs --teacher MODEL (NAME.TAG or DIR)")
     from zoo.finetune.recipes import DataOptions, recipe_of
@@ -159,18 +173,19 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
                    val_limit=val_limit, nproc=nproc, warmup=warmup,
                    label_smoothing=label_smoothing, metric=metric, device=device,
                    weight_decay=weight_decay, temperature=temperature, alpha=alpha,
-                   val_fraction=val_fraction, num_classes=num_classes)
+                   val_fraction=val_fraction, num_classes=num_classes,
+                   optimizer=optimizer, schedule=schedule)
     out = Path(out)
     check_out(out)
     if nproc > 1 and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return spawn(finetune, args, nproc, out)
+        return launch(finetune, args, nproc, out)
     if not recipe.classifier:
         return recipe.run(**args)
     metric = metric or recipe.metric
     import torch
 
     from zoo.api import finetune_hooks
-    from zoo.finetune import report
+    from zoo.finetune import defaults, report
     from zoo.finetune.data import prepare
     from zoo.finetune.loop import CHECKPOINT, TrainConfig, train
     from zoo.finetune.optim import DEFAULT_NO_DECAY, make_optimizer, make_schedule, param_groups
@@ -181,12 +196,13 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
         freeze_backbone,
         head_name,
         reset_head,
+        resolve_layer_groups,
         set_dropout,
     )
 
     dist, started = init_distributed(device)
     if device.startswith("cuda") and dist.world > 1:
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', dist.rank))}"
+        device = f"cuda:{local_rank()}"
     with run_scope(out, started=started):
         if out.exists() and (out / CHECKPOINT).exists() and not (resume or overwrite):
             raise UsageError(f"{out}: holds a checkpoint of an earlier run; pass --resume to "
@@ -225,19 +241,22 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
         net, kwargs, replaced = fit_head(loaded, hooks, len(task.labels), num_classes,
                                           task.labels)
         kwargs = {**kwargs, **extra_kwargs}
-        if lr is None:
-            lr = 5e-5 if spec.family == "transformer" and technique in ("full", "freeze") \
-                else 1e-3
         if dropout is not None:
             set_dropout(net, dropout)
         head = head_of(net, hooks)
         if head and not hooks.get("head"):
             hooks = {**hooks, "head": head}
+        # the catalog's groups as this model names them (per block for transformers)
+        layer_groups = resolve_layer_groups(net, hooks.get("layer_groups", ()),
+                                            split_blocks=spec.family == "transformer")
+        warning = defaults.untrained_warning(technique, ref=loaded.ref, trained=loaded.trained)
+        if warning and dist.main:
+            print(warning, file=sys.stderr)
         info: dict[str, Any] = {"technique": technique}
         train_model, kind, task_for_train = net, task.kind, task
         teacher_model = teacher_task = None
         if technique == "freeze":
-            frozen = freeze(net, groups=freeze_groups, layer_groups=hooks.get("layer_groups", ()),
+            frozen = freeze(net, groups=freeze_groups, layer_groups=layer_groups,
                             patterns=freeze_patterns)
             if not frozen:
                 raise UsageError("--technique freeze needs --freeze N (layer groups) or "
@@ -269,7 +288,9 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
             for p in teacher_model.parameters():
                 p.requires_grad_(False)
             teacher_task = task
-            if tl.spec.input_for(tl.tag) != spec.input_for(loaded.tag) or \
+            from zoo.loading.preprocess import model_input
+
+            if model_input(tl.spec, tl.tag) != model_input(spec, loaded.tag) or \
                     tl.spec.family != spec.family:
                 # The teacher sees the same samples in its own input format (size,
                 # normalisation, tokenizer): prepare() is deterministic, so rows align.
@@ -289,15 +310,18 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
                 raise UsageError(f"teacher '{teacher}' has {probe.shape[-1]} classes but the "
                                  f"data has {len(task.labels)}; fine-tune the teacher first")
         trainable, total = count_params(train_model if technique == "lora" else net)
+        settings = defaults.choose(
+            technique=technique, family=spec.family, params=total, trained=loaded.trained,
+            samples=len(task_for_train.train), epochs=epochs, batch_size=batch_size, lr=lr,
+            cached_head=kind == "features")
+        epochs, batch_size, lr = settings.epochs, settings.batch_size, settings.lr
+        if progress and dist.main:
+            print(settings.describe(samples=len(task_for_train.train), technique=technique),
+                  file=sys.stderr)
         train_model.to(device)
         if teacher_model is not None:
             teacher_model.to(device)
         task_for_train = task_for_train.to(device)
-        if dist.world > 1:
-            import torch.distributed as tdist
-
-            for t in train_model.state_dict().values():
-                tdist.broadcast(t, 0)
         estimate = estimate_outputs(
             net, train_model=train_model, optimizer=optimizer,
             early_stopping=early_stopping is not None, epochs=epochs,
@@ -305,7 +329,7 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
         check_run_space(out, estimate, resume=resume, technique=technique)
         no_decay = list(hooks.get("no_decay") or DEFAULT_NO_DECAY)
         groups = param_groups(train_model, lr=lr, weight_decay=weight_decay,
-                              layer_groups=hooks.get("layer_groups", ()) if kind != "features"
+                              layer_groups=layer_groups if kind != "features"
                               else (), layer_decay=layer_decay, group_lrs=group_lrs,
                               no_decay=no_decay)
         opt = make_optimizer(groups, optimizer, lr=lr)
@@ -315,10 +339,13 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
                           label_smoothing=label_smoothing, early_stopping=early_stopping,
                           metric=metric, clip_grad=clip_grad, temperature=temperature,
                           alpha=alpha)
+        # Not the number of processes: the global batch makes the updates the same on any
+        # number, so a run resumes on another (the loop says so when it does).
         fingerprint = {"model": os.fspath(model), "data": os.fspath(data),
                        "technique": technique, "epochs": epochs, "batch_size": batch_size,
-                       "lr": lr, "seed": seed, "world": dist.world, "limit": limit,
-                       "num_classes": num_classes}
+                       "lr": lr, "seed": seed, "limit": limit, "num_classes": num_classes}
+        if dist.main:
+            report.preload()
         bar = report.Progress(enabled=progress and dist.main)
         try:
             run = train(train_model, task_for_train, cfg, optimizer=opt, scheduler=sched,
@@ -351,6 +378,9 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
             with writing(out / "model.safetensors", kept=kept):
                 save_model(final_model, out, spec=spec, tag=loaded.tag, kwargs=kwargs,
                             extra={"labels": task.labels, "metrics": final_metrics,
+                                   **saved_facts(spec, task, val_data=val_data,
+                                                 val_fraction=val_fraction,
+                                                 max_length=max_length),
                                    "technique": technique, "base_model": os.fspath(model),
                                    "dataset": task.name,
                                    "finetune": {k: v for k, v in info.items()
@@ -361,8 +391,9 @@ def finetune(model: str | os.PathLike[str], data: str | os.PathLike[str], *,
                     "model": os.fspath(model), "data": task.name, "labels": task.labels,
                     "train_samples": len(task.train),
                     "val_samples": len(task.val) if task.val is not None else 0,
-                    "final": final_metrics, "epochs": history, **info,
-                    "config": run["config"]})
+                    "final": final_metrics, "metrics_split": "validation",
+                    "epochs": history, **info,
+                    "config": {**run["config"], "chosen": settings.chosen}})
             with writing(out / report.CURVE_FILE, kept=kept):
                 report.plot_curves(out, history, f"{spec.name} on {task.name} ({technique})")
         if dist.world > 1:

@@ -29,11 +29,13 @@ from typing import Any
 import torch
 
 from zoo.errors import UsageError
-from zoo.registry.spec import InputSpec
+from zoo.finetune.images import Encoded, encode_images, image_spec
 
 BUILTIN = ("digits", "shapes", "sentiment", "karate")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 SENTIMENT_LABELS = ("negative", "neutral", "positive")
+#: images in 0..1 (built-in sets), the same already preprocessed, files of a folder
+IMAGE_KINDS = ("image", "encoded", "imagefiles")
 
 
 @dataclass
@@ -95,31 +97,6 @@ def modality(spec, model=None) -> str:
     if spec.task.startswith(("text", "token")) or spec.family == "rnn":
         return "text"
     return "image"
-
-
-def _image_spec(spec, tag) -> InputSpec:
-    inp = spec.input_for(tag)
-    if inp is None or len(inp.size) != 3:
-        raise UsageError(f"model '{spec.name}' declares no image input size [C, H, W]; "
-                         "it cannot be fine-tuned on images")
-    return inp
-
-
-def _fit_images(x: torch.Tensor, inp: InputSpec) -> torch.Tensor:
-    """``[N, C, h, w]`` floats in 0..1 -> the model's channels, size and normalisation."""
-    c, h, w = inp.size
-    if x.shape[1] != c:
-        x = x.mean(1, keepdim=True) if c == 1 else x.expand(-1, c, -1, -1) \
-            if x.shape[1] == 1 else x[:, :c]
-    if tuple(x.shape[-2:]) != (h, w):
-        mode = "bicubic" if inp.interpolation == "bicubic" else "bilinear"
-        x = torch.nn.functional.interpolate(x, size=(h, w), mode=mode, align_corners=False)
-        x = x.clamp(0, 1)
-    if inp.mean is not None and inp.std is not None:
-        mean = torch.tensor(inp.mean).view(1, -1, 1, 1)
-        std = torch.tensor(inp.std).view(1, -1, 1, 1)
-        x = (x - mean) / std
-    return x.contiguous()
 
 
 # -- sources -------------------------------------------------------------------------------
@@ -203,12 +180,6 @@ def _read_folder(path: Path) -> tuple[list[Path], list[str]]:
     return files, labels
 
 
-def _load_images(files: list[Path], inp: InputSpec) -> torch.Tensor:
-    from zoo.loading.preprocess import image_to_tensor
-
-    return torch.cat([image_to_tensor(f, inp) for f in files])
-
-
 # -- text encoding ---------------------------------------------------------------------------
 
 def _text_encoder(model, spec, train_texts: list[str], max_length: int, out_dir: Path | None):
@@ -281,11 +252,12 @@ def _raw(source: str | os.PathLike[str], spec, tag, *, text_column: str, label_c
     """``(modality, samples, labels (str), class names or None)``; samples are a tensor of
     images in 0..1 (unnormalised), a list of texts, a list of image paths, or a graph."""
     text = os.fspath(source)
-    if text == "digits":
-        x, y, names = _digits()
-        return "image", x, [names[i] for i in y], names
-    if text == "shapes":
-        x, y, names = _shapes()
+    if text in ("digits", "shapes"):
+        x, y, names = _digits() if text == "digits" else _shapes()
+        if modality(spec) == "image":
+            load = _digits if text == "digits" else _shapes
+            return "encoded", Encoded(text, image_spec(spec, tag), torch.arange(len(y)),
+                                      lambda: load()[0]), [names[i] for i in y], names
         return "image", x, [names[i] for i in y], names
     if text == "sentiment":
         texts, labels = load_sentiment()
@@ -327,7 +299,7 @@ def prepare(data: str | os.PathLike[str], model, spec, tag: str | None = None, *
     want = modality(spec, model)
     kind, samples, labels, names = _raw(data, spec, tag, text_column=text_column,
                                         label_column=label_column)
-    have = "image" if kind in ("image", "imagefiles") else kind
+    have = "image" if kind in IMAGE_KINDS else kind
     if have != want:
         raise UsageError(f"data '{data}' holds {have}s but model '{spec.name}' takes "
                          f"{want} input; pick a {want} model or {want} data")
@@ -344,16 +316,13 @@ def prepare(data: str | os.PathLike[str], model, spec, tag: str | None = None, *
     if val_data is not None:
         vkind, vsamples, vlabels, _ = _raw(val_data, spec, tag, text_column=text_column,
                                            label_column=label_column)
-        if ("image" if vkind in ("image", "imagefiles") else vkind) != have:
+        if ("image" if vkind in IMAGE_KINDS else vkind) != have:
             raise UsageError(f"validation data '{val_data}' is not the same kind as '{data}'")
         train_idx = list(range(len(labels)))
         val_ids = _label_ids(vlabels, names, f"validation data '{val_data}'")
     else:
         if os.fspath(data) == "sentiment":
-            from sklearn.model_selection import train_test_split
-
-            train_idx, val_idx = train_test_split(list(range(len(labels))), test_size=0.1,
-                                                  random_state=0)
+            train_idx, val_idx = _sklearn_split(len(labels), 0.1)
         else:
             train_idx, val_idx = _stratified_split(labels, val_fraction)
         vkind, vlabels = kind, [labels[i] for i in val_idx]
@@ -367,14 +336,14 @@ def prepare(data: str | os.PathLike[str], model, spec, tag: str | None = None, *
         raise UsageError(f"data '{data}': no training samples left; give more data")
     notes: dict[str, Any] = {}
     if have == "image":
-        inp = _image_spec(spec, tag)
+        inp = image_spec(spec, tag)
 
-        def encode_images(s, k):
-            return _fit_images(s, inp) if k == "image" else _load_images(s, inp)
+        def encoded(samples, k):
+            return samples.tensor() if k == "encoded" else encode_images(samples, inp)
 
-        train = Split({"x": encode_images(tr_samples, kind)}, y)
-        val = Split({"x": encode_images(vsamples, vkind)}, val_ids) if len(val_ids) else None
-        return TaskData("image", train, val, list(names), name=name)
+        train = Split({"x": encoded(tr_samples, kind)}, y)
+        val = Split({"x": encoded(vsamples, vkind)}, val_ids) if len(val_ids) else None
+        return TaskData("image", train, val, list(names), name=name, notes={"input": inp})
     encode, notes = _text_encoder(model, spec, list(tr_samples), max_length, None)
     tkind, tin = encode(list(tr_samples))
     val = None
@@ -384,9 +353,23 @@ def prepare(data: str | os.PathLike[str], model, spec, tag: str | None = None, *
     return TaskData(tkind, Split(tin, y), val, list(names), name=name, notes=notes)
 
 
+def _sklearn_split(n: int, test_size: float) -> tuple[list[int], list[int]]:
+    """``sklearn.model_selection.train_test_split(range(n), test_size=..., random_state=0)``
+    (NOTES.md's sentiment split) without importing scikit-learn (3 s): its ShuffleSplit
+    draws one ``RandomState(0).permutation(n)`` and takes the test rows first."""
+    import math
+
+    import numpy as np
+
+    perm = np.random.RandomState(0).permutation(n)
+    n_test = math.ceil(test_size * n)
+    return perm[n_test:].tolist(), perm[:n_test].tolist()
+
+
 def _take(samples, idx: list[int]):
     """``samples`` (a tensor, or a list of texts or files) at positions ``idx``."""
-    return samples[idx] if isinstance(samples, torch.Tensor) else [samples[i] for i in idx]
+    return samples[idx] if isinstance(samples, torch.Tensor | Encoded) \
+        else [samples[i] for i in idx]
 
 
 def _subsample(samples, ids: torch.Tensor, cap: int | None, *, seed: int):

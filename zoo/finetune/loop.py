@@ -6,10 +6,12 @@ happened before, and the torch RNG state (dropout) is saved in every checkpoint,
 run resumed from the checkpoint of epoch ``e`` continues exactly like the uninterrupted
 run (same seed, same final metrics).
 
-Data parallelism (``torch.distributed``): every process walks the same global batches
-and takes every ``world``-th sample of each; each computes ``sum of its losses / global
-batch size`` and the gradients are summed across processes (``all_reduce``), so the
-update equals the single-process update on the same global batch (up to float rounding).
+Data parallelism: the model is wrapped in torch's ``DistributedDataParallel`` (the
+process group comes from torchrun, SLURM or ``--nproc``). Every process walks the same
+global batches and takes every ``world``-th sample of each; each process's loss is
+``world * sum of its losses / global batch size``, which DDP's gradient *average* turns
+into the single-process gradient of the same global batch (up to float rounding). So a
+checkpoint does not depend on the number of processes, and a run resumes on another.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ class TrainConfig:
     early_stopping: int | None = None     # patience in epochs; None: train every epoch
     metric: str = "accuracy"              # validation metric for early stopping
     clip_grad: float | None = 1.0
-    eval_batch_size: int = 256
+    eval_batch_size: int = 64             # length-sorted chunks (see eval_chunks)
     temperature: float = 4.0              # distillation
     alpha: float = 0.7                    # distillation: weight of the soft targets
     extra: dict[str, Any] = field(default_factory=dict)
@@ -121,9 +123,22 @@ def macro_f1(pred: torch.Tensor, y: torch.Tensor, num_classes: int) -> float:
     return sum(f1s) / len(f1s) if f1s else 0.0
 
 
+def eval_chunks(split: Split, batch_size: int) -> list[torch.Tensor]:
+    """Index chunks for a pass over ``split`` where order does not matter (validation,
+    feature caching): texts sorted by length, so that each chunk pads to its own longest
+    text, not to the longest of a random mix. MiniLM on 600 tweets, 1 thread: 10.0 s of
+    CPU in unsorted chunks of 64, 6.5 s sorted (9.1 s sorted in chunks of 256)."""
+    inputs = split.inputs
+    mask = inputs.get("attention_mask")
+    lengths = mask.sum(1) if mask is not None and mask.dim() == 2 else inputs.get("lengths")
+    order = (torch.argsort(lengths, stable=True) if lengths is not None and lengths.dim() == 1
+             else torch.arange(len(split)))
+    return [order[i:i + batch_size] for i in range(0, len(split), batch_size)]
+
+
 @torch.no_grad()
 def evaluate(model, data: TaskData, split: Split, *, kind: str | None = None,
-             batch_size: int = 256) -> dict[str, float]:
+             batch_size: int = 64) -> dict[str, float]:
     """Loss, accuracy and macro-F1 of ``model`` on ``split`` (eval mode, then restored)."""
     was = model.training
     model.eval()
@@ -143,17 +158,19 @@ def evaluate(model, data: TaskData, split: Split, *, kind: str | None = None,
             total, correct, count = total + loss, correct + ok, count + n
         model.train(was)
         return {"loss": total / max(count, 1), "accuracy": correct / max(count, 1)}
-    preds, losses = [], 0.0
-    for i in range(0, len(split), batch_size):
-        part = split.take(range(i, min(i + batch_size, len(split))))
+    preds, ys, losses = [], [], 0.0
+    for chunk in eval_chunks(split, batch_size):
+        part = split.take(chunk)
         logits = forward(model, kind, part.inputs, data.graph)
         losses += float(F.cross_entropy(logits, part.y, reduction="sum"))
         preds.append(logits.argmax(-1))
+        ys.append(part.y)
     model.train(was)
     pred = torch.cat(preds) if preds else torch.empty(0, dtype=torch.long)
+    y = torch.cat(ys) if ys else torch.empty(0, dtype=torch.long)
     n = max(len(split), 1)
-    return {"loss": losses / n, "accuracy": float((pred == split.y).float().mean()) if len(split)
-            else 0.0, "macro_f1": macro_f1(pred, split.y, len(data.labels))}
+    return {"loss": losses / n, "accuracy": float((pred == y).float().mean()) if len(split)
+            else 0.0, "macro_f1": macro_f1(pred, y, len(data.labels))}
 
 
 # -- checkpoints -----------------------------------------------------------------------------
@@ -221,11 +238,19 @@ def train(model, data: TaskData, cfg: TrainConfig, *, optimizer, scheduler, out:
           kind: str | None = None, teacher=None, teacher_kind: str | None = None,
           teacher_data: TaskData | None = None, resume: bool = False,
           fingerprint: dict[str, Any] | None = None, dist: Dist | None = None,
-          progress=None, on_step: Callable[..., None] | None = None) -> dict[str, Any]:
+          progress=None, on_step: Callable[..., None] | None = None,
+          loss_fn: Callable[..., torch.Tensor] | None = None,
+          eval_fn: Callable[..., dict[str, float]] | None = None) -> dict[str, Any]:
     """Train ``model`` for ``cfg.epochs`` epochs; checkpoint after each; return the history.
 
     Returns ``{"history": [per-epoch dicts], "best_epoch": int, "stopped_early": bool}``;
     the model ends with the best epoch's weights when early stopping is on.
+
+    A task with its own loss and metric (a recipe) passes ``loss_fn(model, batch, data)``,
+    the *sum* of the batch's per-sample losses (``model`` is what to call: the DDP wrapper
+    in a distributed run), and ``eval_fn(model, data, split)``, a dict with ``loss`` and
+    any metrics (``accuracy``, ``macro_f1``... are recorded under their names). Batching,
+    sharding across processes, checkpoints, resume and early stopping stay the loop's.
 
     Raises:
         TrainingDiverged: NaN/inf loss (the previous epoch's checkpoint is kept).
@@ -242,10 +267,13 @@ def train(model, data: TaskData, cfg: TrainConfig, *, optimizer, scheduler, out:
     saved: int | None = None   # the epoch whose checkpoint is on disk, for messages
     if resume and ckpt_path is not None and ckpt_path.is_file():
         ck = load_checkpoint(ckpt_path)
-        if fingerprint is not None and ck.get("fingerprint") != fingerprint:
+        # (older checkpoints also noted the number of processes, which no longer matters)
+        theirs = {k: v for k, v in (ck.get("fingerprint") or {}).items() if k != "world"}
+        if fingerprint is not None and theirs != fingerprint:
             from zoo.errors import UsageError
 
-            diff = sorted(k for k in fingerprint if ck["fingerprint"].get(k) != fingerprint[k])
+            diff = sorted(k for k in {*fingerprint, *theirs}
+                          if theirs.get(k) != fingerprint.get(k))
             raise UsageError(f"{ckpt_path}: was written with other settings ({', '.join(diff)}); "
                              "resume with the same options, or drop --resume to start over")
         from zoo.finetune.resume import restore
@@ -255,16 +283,24 @@ def train(model, data: TaskData, cfg: TrainConfig, *, optimizer, scheduler, out:
         best = dict(ck["best"])
         saved = int(ck["epoch"])
         start = saved + 1
+        was = int(ck.get("world", dist.world))
+        if was != dist.world and dist.main:
+            import sys
+
+            print(f"resuming a run of {was} process{'es' if was != 1 else ''} on "
+                  f"{dist.world}: the global batch ({cfg.batch_size}) is unchanged, so the "
+                  "updates continue as before", file=sys.stderr)
     n = len(data.train)
     steps = math.ceil(n / cfg.batch_size)
     stopped = False
+    net = data_parallel(model, dist)
     if best["bad"] and cfg.early_stopping is not None and best["bad"] >= cfg.early_stopping:
         start = cfg.epochs + 1   # the interrupted run had already decided to stop
         stopped = True
     epoch = start
     try:
         for epoch in range(start, cfg.epochs + 1):
-            model.train()
+            net.train()
             frozen_modules_eval(model)
             order = torch.randperm(n, generator=torch.Generator().manual_seed(
                 cfg.seed * 100_003 + epoch))
@@ -273,23 +309,29 @@ def train(model, data: TaskData, cfg: TrainConfig, *, optimizer, scheduler, out:
                 progress.start_epoch(epoch, cfg.epochs, steps)
             for step in range(steps):
                 idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-                local = idx[dist.rank::dist.world]
+                local, weight = idx[dist.rank::dist.world], 1.0
+                if not len(local):
+                    # fewer samples than processes: this one still joins DDP's gradient
+                    # average, with a sample that counts for nothing
+                    local, weight = idx[:1], 0.0
                 batch = data.train.take(local)
                 t_logits = None
-                if teacher is not None and len(batch):
+                if teacher is not None:
                     tb = (teacher_data or data).train.take(local)
                     with torch.no_grad():
                         t_logits = forward(teacher, teacher_kind or kind, tb.inputs,
                                            (teacher_data or data).graph)
-                loss_sum = _batch_loss(model, data, kind, batch, cfg, t_logits)
-                loss = loss_sum / len(idx)
+                loss_sum = loss_fn(net, batch, data) if loss_fn is not None else \
+                    _batch_loss(net, data, kind, batch, cfg, t_logits)
+                if weight != 1.0:
+                    loss_sum = loss_sum * weight
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                reported = loss.detach().clone()
+                (loss_sum * (dist.world / len(idx))).backward()
+                reported = loss_sum.detach()
                 if dist.world > 1:
-                    _all_reduce_grads(model)
+                    reported = reported.clone()
                     torch.distributed.all_reduce(reported)
-                value = float(reported)
+                value = float(reported) / len(idx)
                 if not math.isfinite(value):
                     kept = (f"kept the last good checkpoint {ckpt_path} (epoch {epoch - 1})"
                             if ckpt_path is not None and ckpt_path.is_file()
@@ -314,8 +356,17 @@ def train(model, data: TaskData, cfg: TrainConfig, *, optimizer, scheduler, out:
                                       "seconds": round(elapsed, 3),
                                       "samples_per_s": round(seen / max(elapsed, 1e-9), 1)}
             if data.val is not None and len(data.val):
-                val = evaluate(model, data, data.val, kind=kind, batch_size=cfg.eval_batch_size)
-                record.update({("val_loss" if k == "loss" else k): v for k, v in val.items()})
+                if eval_fn is not None:
+                    was = model.training
+                    model.eval()
+                    with torch.no_grad():
+                        val = dict(eval_fn(model, data, data.val))
+                    model.train(was)
+                else:
+                    val = evaluate(model, data, data.val, kind=kind,
+                                   batch_size=cfg.eval_batch_size)
+                record["val_loss"] = val.pop("loss", float("nan"))
+                record.update(val)
             history.append(record)
             value = record.get("val_loss" if cfg.metric == "loss" else cfg.metric)
             if value is not None:
@@ -339,7 +390,7 @@ def train(model, data: TaskData, cfg: TrainConfig, *, optimizer, scheduler, out:
                         "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(),
                         "rng": torch.get_rng_state(), "history": history, "best": best,
-                        "fingerprint": fingerprint or {}})
+                        "fingerprint": fingerprint or {}, "world": dist.world})
                 saved = epoch
             if dist.world > 1:
                 torch.distributed.barrier()
@@ -354,12 +405,18 @@ def train(model, data: TaskData, cfg: TrainConfig, *, optimizer, scheduler, out:
             "config": asdict(cfg)}
 
 
-def _all_reduce_grads(model) -> None:
-    import torch.distributed as tdist
+def data_parallel(model, dist: Dist):
+    """``model`` itself alone, else wrapped in ``DistributedDataParallel``, which
+    broadcasts rank 0's weights and averages gradients during ``backward``.
 
-    for p in model.parameters():
-        if not p.requires_grad:
-            continue
-        if p.grad is None:
-            p.grad = torch.zeros_like(p)
-        tdist.all_reduce(p.grad)
+    ``static_graph``: the same parameters take part in every step (frozen ones are not
+    registered at all), so DDP finds any unused ones (a pooler no head reads) in the
+    first step instead of searching the graph on every step.
+    """
+    if dist.world <= 1:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids, static_graph=True)

@@ -90,19 +90,53 @@ def plot_curves(out: Path, history: list[dict[str, Any]], title: str = "") -> Pa
     """
     if not history:
         return None
-    import matplotlib
+    _PRELOAD.join()
+    # A bare Figure (Agg canvas) rather than pyplot: no global figure state, and pyplot's
+    # own import (backends, colormaps registry) is skipped.
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    fig = Figure()
+    _draw(fig, history, title)
+    return atomic_write(Path(out) / CURVE_FILE,
+                        lambda f: fig.savefig(f, dpi=110, format="png",
+                                              pil_kwargs={"optimize": True}))
 
-    fig = plt.figure()
-    try:
-        _draw(fig, history, title)
-        return atomic_write(Path(out) / CURVE_FILE,
-                            lambda f: fig.savefig(f, dpi=110, format="png",
-                                                  pil_kwargs={"optimize": True}))
-    finally:
-        plt.close(fig)
+
+def _import_matplotlib() -> None:
+    import contextlib
+
+    with contextlib.suppress(Exception):
+        import matplotlib.backends.backend_agg  # noqa: F401
+        import matplotlib.figure  # noqa: F401
+        import matplotlib.ticker  # noqa: F401
+
+
+class _Preload:
+    """matplotlib imported on a thread while the model trains: its import (about a second,
+    pure Python) overlaps the training's torch kernels instead of following them."""
+
+    def __init__(self):
+        self._thread = None
+
+    def start(self) -> None:
+        import threading
+
+        if self._thread is None:
+            self._thread = threading.Thread(target=_import_matplotlib, daemon=True,
+                                            name="zoo-preload-matplotlib")
+            self._thread.start()
+
+    def join(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+
+
+_PRELOAD = _Preload()
+
+
+def preload() -> None:
+    """Start importing what :func:`plot_curves` needs (call when a run starts)."""
+    _PRELOAD.start()
 
 
 def _draw(fig: Any, history: list[dict[str, Any]], title: str) -> None:

@@ -121,6 +121,42 @@ def save_model(model, out: Path, *, spec, tag, kwargs, extra) -> None:
 
 SCRATCH_DIR = ".model-tmp"
 
+#: what a classifier fine-tuned on data of each kind does (its saved task)
+TRAINED_TASKS = {"image": "image-classification", "text": "text-classification",
+                 "ids": "text-classification", "node": "node-classification"}
+
+
+def saved_facts(spec, task, *, val_data, val_fraction: float,
+                max_length: int | None = None) -> dict[str, Any]:
+    """What config.json says about a fine-tuned classifier beyond its weights: its task
+    (a classifier made from an encoder is no longer feature extraction), the input spec
+    its images were preprocessed with (the one ``zoo.predict`` and demos apply), and
+    which split its metrics were measured on."""
+    from dataclasses import asdict
+
+    facts: dict[str, Any] = {}
+    trained = TRAINED_TASKS.get(task.kind)
+    if trained:
+        facts["task"] = trained
+        if spec.demo_task != trained:
+            facts["demo"] = trained
+    if task.notes.get("input") is not None:
+        facts["input"] = asdict(task.notes["input"])
+    elif task.kind == "text" and max_length:
+        # texts were cut at max_length tokens in training: served the same way
+        inp = spec.input
+        facts["input"] = {**(asdict(inp) if inp is not None else {"dtype": "int64"}),
+                          "size": [int(max_length)]}
+    source = (f"--val-data {os.fspath(val_data)}" if val_data is not None
+              else "the sentiment set's fixed 10% (seed 0)" if task.name == "sentiment"
+              else "the graph's fixed validation nodes" if task.kind == "node"
+              else f"a stratified {val_fraction:.0%} of the data held out (seed 0)")
+    facts["metrics_split"] = "validation"
+    facts["evaluation"] = {"split": "validation",
+                           "samples": len(task.val) if task.val is not None else 0,
+                           "source": source}
+    return facts
+
 
 def remove_leftovers(out: Path) -> None:
     """Remove what a killed run left half-written: temp files and scratch folders."""

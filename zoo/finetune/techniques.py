@@ -63,6 +63,45 @@ def reset_head(model: nn.Module, head: str) -> None:
             m.reset_parameters()
 
 
+def resolve_layer_groups(model: nn.Module, groups: Sequence[str], *,
+                         split_blocks: bool = False) -> list[str]:
+    """The catalog's layer groups as names in ``model`` (input side first).
+
+    A group is found as given or nested one level deeper (a classifier built around an
+    encoder names its ``embeddings`` ``bert.embeddings``); a group this variant lacks (the
+    pooler of a mean-pooling classifier) is dropped. With ``split_blocks`` (transformers),
+    a group holding a stack of same-type blocks (``encoder`` -> ``encoder.layer.0`` ...)
+    becomes one group per block, so ``--freeze N`` and ``--layer-decay`` work per layer.
+    """
+    modules = dict(model.named_modules())
+    names = set(modules) | {n for n, _ in model.named_parameters()}
+    out: list[str] = []
+    for g in groups:
+        if any(ch in g for ch in "*?["):
+            out.append(g)
+            continue
+        name = g if g in names else min(
+            (n for n in names if n.endswith("." + g)), key=len, default=None)
+        if name is None:
+            continue
+        out.extend(_blocks(modules[name], name) if split_blocks and name in modules
+                   else [name])
+    return out
+
+
+def _blocks(module: nn.Module, name: str) -> list[str]:
+    """``name``'s stack of same-type blocks (through single-child wrappers), or [name]."""
+    path, m = name, module
+    while True:
+        kids = [(n, c) for n, c in m.named_children() if next(c.parameters(), None) is not None]
+        if isinstance(m, nn.ModuleList | nn.Sequential) and len(kids) >= 2 \
+                and len({type(c) for _, c in kids}) == 1:
+            return [f"{path}.{n}" for n, _ in kids]
+        if len(kids) != 1 or next(m.parameters(recurse=False), None) is not None:
+            return [name]
+        path, m = f"{path}.{kids[0][0]}", kids[0][1]
+
+
 def freeze(model: nn.Module, *, groups: int = 0, layer_groups: Sequence[str] = (),
            patterns: Sequence[str] = ()) -> list[str]:
     """Freeze the first ``groups`` layer groups and every parameter matching ``patterns``.
@@ -82,8 +121,10 @@ def freeze(model: nn.Module, *, groups: int = 0, layer_groups: Sequence[str] = (
             p.requires_grad_(False)
             frozen.append(name)
     if (groups or patterns) and not frozen:
-        raise UsageError(f"nothing matched the freeze patterns {list(patterns)}; names look "
-                         f"like '{next(iter(dict(model.named_parameters())), '')}'")
+        what = ([f"layer groups {list(layer_groups[:groups])}"] if groups else []) + \
+            ([f"patterns {list(patterns)}"] if patterns else [])
+        raise UsageError(f"nothing matched the freeze {' or '.join(what)}; parameter names "
+                         f"look like '{next(iter(dict(model.named_parameters())), '')}'")
     return frozen
 
 

@@ -4,6 +4,12 @@ Users draw and photograph: dark ink on light paper as often as light on dark, of
 centre, any size and mode. For models trained on centred light-on-dark images (the
 digits models), :func:`image_to_tensor` inverts by the border's brightness, crops to the
 ink's bounding box and pads to a square before resizing, so the aspect ratio survives.
+
+One function per model: :func:`model_input` settles a model's input spec (including
+whether it centres ink) and :func:`image_to_tensor` applies it. Fine-tuning feeds every
+training and validation image through them and saves the settled spec in the model's
+``config.json``; ``zoo.predict``, ``zoo demo`` and an exported Space read it back, so
+a model is served exactly as it was trained.
 """
 
 from __future__ import annotations
@@ -15,6 +21,35 @@ from zoo.errors import UsageError
 from zoo.registry.spec import InputSpec
 
 MAX_PIXELS = 50_000_000      # decoding more takes seconds and gigabytes (a 7000 x 7000 photo)
+
+
+def wants_center(spec, tag: str | None = None) -> bool:
+    """Whether ``spec`` (``NAME[.TAG]``) centres ink: the input spec's ``center`` when it
+    says; else a model that declares an ink polarity (``invert``) or a trained digit model
+    (``digits`` in its tags, tag or data set). An architecture (no tag) has no training
+    data to match, so it takes images as they are."""
+    inp = spec.input_for(tag)
+    if inp is not None and inp.center is not None:
+        return bool(inp.center)
+    if inp is not None and inp.invert is not None:
+        return True
+    if not tag:
+        return False
+    pre = spec.pretrained.get(tag)
+    return bool("digits" in spec.tags or tag.endswith("digits")
+                or (pre is not None and "digits" in (pre.dataset or "")))
+
+
+def model_input(spec, tag: str | None = None) -> InputSpec | None:
+    """The input spec of ``NAME[.TAG]`` with ``center`` settled (True/False, never None)
+    for image models: what training, prediction and demos all feed the model."""
+    from dataclasses import replace
+
+    inp = spec.input_for(tag)
+    if inp is None or len(inp.size) != 3 or inp.center is not None:
+        return inp
+    center = wants_center(spec, tag) and inp.size[0] == 1
+    return replace(inp, center=center)
 
 
 def load_image(image: Any):
@@ -120,13 +155,15 @@ def to_8bit(img):
     return Image.fromarray(np.clip(a.round(), 0, 255).astype(np.uint8))
 
 
-def image_to_tensor(image: Any, spec: InputSpec, *, center: bool = False):
+def image_to_tensor(image: Any, spec: InputSpec, *, center: bool | None = None):
     """A normalised ``1 x C x H x W`` float tensor for ``spec`` from any image.
 
     Args:
         image: path, PIL image or array; any mode (RGBA, P, L, I;16...) and size.
-        spec: the model's input spec (size ``[C, H, W]``, mean, std).
-        center: invert by the border, crop to the ink and pad square (digit models).
+        spec: the model's input spec (size ``[C, H, W]``, mean, std, ``center``); pass
+            :func:`model_input`'s for a model, so that it is fed as it was trained.
+        center: invert by the border, crop to the ink and pad square (digit models);
+            ``None``: as ``spec.center`` says.
     """
     import numpy as np
     import torch
@@ -142,6 +179,8 @@ def image_to_tensor(image: Any, spec: InputSpec, *, center: bool = False):
     if img.mode not in ("L", "RGB"):
         img = img.convert("RGB") if img.mode != "1" else img.convert("L")
     img = img.convert("L") if c == 1 else img.convert("RGB")
+    if center is None:
+        center = bool(spec.center)
     if center:
         if c != 1:
             raise UsageError("ink centring works on greyscale models only")

@@ -273,7 +273,7 @@ def saved_input(config: Mapping[str, Any], where: str) -> InputSpec | None:
     bad = f"{where}: 'input' {{}}; {DAMAGED}"
     if not isinstance(d, Mapping):
         raise UsageError(bad.format("must be a table"))
-    unknown = set(d) - {"size", "dtype", "mean", "std", "interpolation", "invert"}
+    unknown = set(d) - {"size", "dtype", "mean", "std", "interpolation", "invert", "center"}
     if unknown:
         raise UsageError(bad.format(f"has unknown key {_short(sorted(unknown)[0])}"))
     size = d.get("size")
@@ -298,8 +298,11 @@ def saved_input(config: Mapping[str, Any], where: str) -> InputSpec | None:
         raise UsageError(bad.format("interpolation must be a name such as 'bilinear'"))
     if invert is not None and not isinstance(invert, bool):
         raise UsageError(bad.format("invert must be true or false"))
+    center = d.get("center")
+    if center is not None and not isinstance(center, bool):
+        raise UsageError(bad.format("center must be true or false"))
     return InputSpec(size=tuple(size), dtype=dtype, mean=stats["mean"], std=stats["std"],
-                     interpolation=interp, invert=invert)
+                     interpolation=interp, invert=invert, center=center)
 
 
 def saved_labels(config: Mapping[str, Any], where: str) -> list[str] | None:

@@ -188,6 +188,7 @@ def _input(d: Mapping[str, Any] | None) -> InputSpec | None:
         mean=tuple(d["mean"]) if d.get("mean") is not None else None,
         std=tuple(d["std"]) if d.get("std") is not None else None,
         interpolation=d.get("interpolation"), invert=d.get("invert"),
+        center=d.get("center"),
     )
 
 

@@ -81,6 +81,9 @@ class InputSpec:
     std: tuple[float, ...] | None = None
     interpolation: str | None = None            # resize method for images (bilinear, bicubic)
     invert: bool | None = None                  # True: the model wants light ink on dark ground
+    # True: crop to the ink and pad square before resizing (digit models); None: decided
+    # by zoo.loading.preprocess.model_input from the tags
+    center: bool | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

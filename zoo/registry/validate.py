@@ -33,7 +33,7 @@ PRETRAINED_KEYS = {
     "task": str, "demo": str, "params": int, "gflops": (int, float),
 }
 INPUT_KEYS = {"size": list, "dtype": str, "mean": list, "std": list, "interpolation": str,
-              "invert": bool}
+              "invert": bool, "center": bool}
 FINETUNE_KEYS = {"head", "lora_targets", "layer_groups", "backbone", "no_decay",
                  "target_parameters", "notes"}
 DTYPES = {"float32", "float16", "bfloat16", "int64", "int32"}

@@ -59,6 +59,9 @@ class Recipe:
     techniques: Sequence[str] = ("full", "freeze")
     #: default peak learning rate (``--lr`` overrides it)
     lr: float = 1e-3
+    #: default epochs and batch size (``--epochs`` / ``--batch-size`` override them)
+    epochs: int = 3
+    batch_size: int = 32
     #: values set on every optimiser param group that has the key (e.g. Adam's betas)
     optimizer_options: Mapping[str, Any] = {}
     #: what ``--data`` takes, one line (messages and docs)
@@ -122,8 +125,8 @@ class Recipe:
     # -- the run ----------------------------------------------------------------------------
 
     def run(self, model: str | os.PathLike[str], data: str | os.PathLike[str], *, out,
-            technique: str = "full", epochs: int = 3, lr: float | None = None,
-            batch_size: int = 32, seed: int = 0, val_data=None, val_fraction: float = 0.2,
+            technique: str = "full", epochs: int | None = None, lr: float | None = None,
+            batch_size: int | None = None, seed: int = 0, val_data=None, val_fraction: float = 0.2,
             limit: int | None = None, val_limit: int | None = None, freeze_groups: int = 0,
             freeze_patterns: Sequence[str] = (), weight_decay: float = 0.01,
             optimizer: str = "adamw", schedule: str = "linear", warmup: float = 0.1,
@@ -158,6 +161,9 @@ class Recipe:
 
         label = technique
         technique = "full" if technique == "sft" else technique
+        # left out (None): this recipe's own defaults (zoo.finetune.defaults is for classifiers)
+        epochs = self.epochs if epochs is None else epochs
+        batch_size = self.batch_size if batch_size is None else batch_size
         self.check(technique=technique, metric=metric)
         metric = metric or self.metric
         out = Path(out)
