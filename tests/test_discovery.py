@@ -202,7 +202,7 @@ def test_plugin_variables_take_distribution_names(tmp_path):
     lines = [ln for ln in proc.stderr.splitlines() if "twins" in ln]
     assert lines == ["zoo: warning: ZOO_DISABLE_PLUGINS names 'twins', which is no installed "
                      "plugin or plugin distribution; plugins: cnn, demos, gan, gnn, loaders, "
-                     "rnn, single, transformer, twin_a, twin_b"]
+                     "rnn, single, tasks, transformer, twin_a, twin_b"]
 
 
 def test_warnings_about_a_plugin_name_its_distribution(tmp_path):

@@ -25,7 +25,6 @@ describe a folder fast. :func:`zoo.loading.native_build.load_directory` builds t
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 from dataclasses import dataclass, replace
@@ -33,12 +32,16 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import UsageError, WeightsError, ZooError
+from zoo.loading.safe_read import (  # noqa: F401 - also native's names
+    MAX_JSON_BYTES,
+    read_json,
+    safetensors_params,
+)
 from zoo.registry.spec import FrozenDict, InputSpec, ModelSpec, PretrainedSpec, freeze
 
 ZOO_FILE = "zoo.json"
 CONFIG_FILE = "config.json"
 README = "README.md"
-MAX_JSON_BYTES = 16 * 2**20
 MAX_README_BYTES = 1 * 2**20
 
 #: Hub pipeline_tag -> the transformers Auto class that builds its head
@@ -83,31 +86,6 @@ TRANSFORMERS_FILES = (
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 INDEX_FILES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 # -- reading data files safely -------------------------------------------------------------
-
-def read_json(path: Path, what: str, *, limit: int = MAX_JSON_BYTES) -> Any:
-    """A regular JSON file of bounded size, or a UsageError naming it.
-
-    Read through :func:`zoo.atomic.read_regular`: the check is made on the opened file,
-    so a FIFO (which would hang) or ``/dev/zero`` swapped in after a stat is still refused.
-    """
-    from zoo.atomic import NotARegularFile, read_regular
-
-    damaged = "the folder is damaged, save or fetch it again"
-    try:
-        data = read_regular(path, limit)
-    except NotARegularFile:
-        raise UsageError(f"{path}: {what} is not a regular file under {limit // 2**20} MiB; "
-                         f"{damaged}") from None
-    except OSError as e:
-        raise UsageError(f"{path}: cannot read {what} ({e.strerror or e})") from None
-    try:
-        return json.loads(data.decode("utf-8"))
-    except RecursionError:
-        raise UsageError(f"{path}: {what} is nested too deeply; {damaged}") from None
-    except ValueError as e:
-        raise UsageError(f"{path}: {what} is unreadable ({' '.join(str(e).split())[:200]}); "
-                         f"{damaged}") from None
-
 
 def front_matter(directory: Path) -> dict[str, Any]:
     """The YAML header of ``README.md`` (the Hub's card metadata), or ``{}``.
@@ -176,7 +154,7 @@ def unknown_layout(what: str, config: Any, files: list[str], *,
     if config is None:
         found = f"no {CONFIG_FILE} (it has: {shown})"
     elif not isinstance(config, dict):
-        found = f"a {CONFIG_FILE} that is a {type(config).__name__}, not a table"
+        found = f"a {CONFIG_FILE} that holds a JSON {type(config).__name__}, not an object"
     else:
         keys = ", ".join(sorted(map(str, config))[:8]) or "none"
         found = (f"a {CONFIG_FILE} without 'model_type' (transformers), 'architecture' "
@@ -372,7 +350,7 @@ def _zoo_spec(d: Path, config: dict[str, Any], what: str) -> tuple[ModelSpec, st
     :func:`zoo.loading.build.load_dir` checks them, names and tasks must be plain words,
     and a model no installed catalog declares is only described (it cannot be built).
     """
-    from zoo.loading.trust import saved_input, saved_labels
+    from zoo.loading.trust import DAMAGED, saved_input, saved_labels, saved_tag
     from zoo.registry import default_registry
     from zoo.registry.spec import NAME_RE, TAG_RE
 
@@ -397,8 +375,12 @@ def _zoo_spec(d: Path, config: dict[str, Any], what: str) -> tuple[ModelSpec, st
         tag=tag, source=f"file:{d / weights}", sha256=sha if isinstance(sha, str) else None,
         kwargs=freeze(kwargs), labels=labels, input=inp, license=license_, task=task,
         demo=demo)
+    if raw_tag is not None and not isinstance(raw_tag, str):
+        raise UsageError(f"{where}: 'tag' must be a string, got {type(raw_tag).__name__}; "
+                         f"{DAMAGED}")
     if isinstance(raw_name, str) and raw_name in reg:
         base = reg.spec(raw_name)
+        saved_tag(config, base, where)      # a tag of this catalog entry, or none
         spec = replace(base, pretrained=FrozenDict({tag: pre}), input=inp or base.input)
         name = base.name
     else:
@@ -485,39 +467,3 @@ def _timm_described(d: Path, config: dict[str, Any], meta: dict[str, Any],
                      description=f"{arch} (timm)", pretrained=FrozenDict({tag: pre}),
                      origin=str(d))
     return Described("timm", spec, tag, what, config, meta)
-
-
-def safetensors_params(path: Path | None) -> int | None:
-    """Number of values in a safetensors file, read from its header (no torch); ``None``
-    for a file that is not one (a pickle's first bytes are no header length to trust),
-    and for anything but a regular file (a FIFO would hang the read)."""
-    import struct
-
-    if path is None:
-        return None
-    try:
-        st = os.stat(path)
-        if not stat.S_ISREG(st.st_mode):
-            return None
-        with open(path, "rb") as fh:
-            (n,) = struct.unpack("<Q", fh.read(8))
-            if n > min(st.st_size - 8, MAX_JSON_BYTES):
-                return None
-            header = json.loads(fh.read(n))
-    except (OSError, ValueError, struct.error, RecursionError):
-        return None
-    if not isinstance(header, dict):
-        return None
-    total = 0
-    for key, meta in header.items():
-        if key == "__metadata__":
-            continue
-        shape = meta.get("shape", []) if isinstance(meta, dict) else None
-        if not isinstance(shape, list) or not all(
-                isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
-            return None
-        count = 1
-        for d in shape:
-            count *= d
-        total += count
-    return total
