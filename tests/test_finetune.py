@@ -168,7 +168,7 @@ def test_zoo_predict_scores_held_out_files_exactly_as_the_trainer_did(tmp_path):
     val = _digit_uploads(tmp_path / "val", rows[60:120], seed=1)
     out = tmp_path / "vit"
     result = _ft("vit.digits", str(train), val_data=str(val), out=out, num_classes=3,
-                 epochs=1, lr=3e-4, batch_size=16)      # measured 0.917: not saturated
+                 epochs=3, lr=3e-4, batch_size=16)      # measured 0.950: not saturated
     config = json.loads((out / "config.json").read_text())
     assert config["input"]["center"] is True          # the preprocessing travels along
     assert config["task"] == "image-classification"

@@ -30,7 +30,9 @@ def finetune(*args: str):
 
 def refused(res, *names: str) -> str:
     """Exit 2, one ``Error:`` line (naming each of ``names``), no traceback."""
-    err = res.stderr.strip()
+    # the run's chosen settings are printed before training starts; the refusal is the rest
+    err = "\n".join(ln for ln in res.stderr.strip().splitlines()
+                    if not ln.startswith("settings: "))
     assert res.exit_code == 2, (res.exit_code, err, repr(res.exception))
     assert len(err.splitlines()) == 1 and err.startswith("Error: "), err
     assert "Traceback" not in res.output

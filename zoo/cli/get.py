@@ -121,6 +121,13 @@ def get_cmd(
         if name.startswith(HUB_PREFIX):
             status(f"Fetching {name} (from the Hub, or huggingface_hub's cache)...")
         ref = resolve_ref(name)
+        if ref.layout in ("zoo", "zoo-legacy") and ref.spec.name in reg:
+            from zoo.loading.trust import saved_tag
+
+            # zoo get rebuilds a catalog model: a tag it names must be one of the entry's
+            cfg = ref.directory / (build.ZOO_FILE if (ref.directory / build.ZOO_FILE).exists()
+                                   else build.CONFIG_FILE)
+            saved_tag(build.read_config(ref.directory), reg.spec(ref.spec.name), str(cfg))
         status(f"Loading the saved model {name} and running one forward pass...")
         model = ref.build()
         spec, tag = ref.spec, ref.tag

@@ -350,7 +350,7 @@ def _zoo_spec(d: Path, config: dict[str, Any], what: str) -> tuple[ModelSpec, st
     :func:`zoo.loading.build.load_dir` checks them, names and tasks must be plain words,
     and a model no installed catalog declares is only described (it cannot be built).
     """
-    from zoo.loading.trust import DAMAGED, saved_input, saved_labels, saved_tag
+    from zoo.loading.trust import DAMAGED, saved_input, saved_labels
     from zoo.registry import default_registry
     from zoo.registry.spec import NAME_RE, TAG_RE
 
@@ -380,7 +380,6 @@ def _zoo_spec(d: Path, config: dict[str, Any], what: str) -> tuple[ModelSpec, st
                          f"{DAMAGED}")
     if isinstance(raw_name, str) and raw_name in reg:
         base = reg.spec(raw_name)
-        saved_tag(config, base, where)      # a tag of this catalog entry, or none
         spec = replace(base, pretrained=FrozenDict({tag: pre}), input=inp or base.input)
         name = base.name
     else:

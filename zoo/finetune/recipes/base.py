@@ -225,7 +225,7 @@ class Recipe:
                 info["initial"] = self._named(evaluate(net, task, task.val, kind="recipe"))
             fingerprint = {"model": os.fspath(model), "data": os.fspath(data),
                            "technique": label, "epochs": epochs, "batch_size": batch_size,
-                           "lr": lr, "seed": seed, "world": dist.world, "limit": limit}
+                           "lr": lr, "seed": seed, "limit": limit}
             torch.manual_seed(seed)
             bar = report.Progress(enabled=progress and dist.main)
             try:
