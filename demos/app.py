@@ -75,10 +75,11 @@ def launch(demo: Any, *, host: str = "127.0.0.1", port: int | None = None,
         footer_links=["api"], app_kwargs=serving.app_kwargs())
     print(f"Serving on {url}" + (f"  (public: {share_url})" if share_url else ""), flush=True)
     if block:
-        try:
-            demo.block_thread()
-        finally:
-            demo.close(verbose=False)
+        with serving.exit_on_sigterm():
+            try:
+                demo.block_thread()
+            finally:
+                demo.close(verbose=False)
     return url
 
 

@@ -10,12 +10,16 @@
   ``/tmp/gradio``, readable by every user, never cleaned). Unless the user chose a folder,
   :func:`private_upload_dir` points it at a fresh folder only this user can open (mode
   0700), removed when the process ends, and :data:`DELETE_CACHE` makes gradio delete
-  uploads older than an hour while it runs.
+  uploads older than an hour while it runs. "Ends" includes SIGTERM (``kill``, a service
+  manager, a container stop): :func:`exit_on_sigterm` turns it into a normal exit while a
+  server blocks, since the default action kills the process before ``atexit`` runs and
+  leaves users' uploads on disk.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import tempfile
@@ -91,3 +95,24 @@ def app_kwargs() -> dict[str, Any]:
     from starlette.middleware import Middleware
 
     return {"middleware": [Middleware(BodyLimit, max_bytes=MAX_JSON_BYTES)]}
+
+
+@contextlib.contextmanager
+def exit_on_sigterm():
+    """While the block runs in the main thread, SIGTERM exits (code 143) through the
+    ``finally`` blocks and ``atexit`` handlers, as Ctrl-C does; elsewhere it does nothing."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)

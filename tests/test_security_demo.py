@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -78,7 +79,7 @@ def server(tmp_path_factory):
                 time.sleep(0.3)
         else:
             pytest.fail("zoo demo did not answer within 180 s")
-        yield url, root
+        yield url, root, proc
     finally:
         stop(proc)
         proc.stdout.close()
@@ -90,7 +91,7 @@ def _texts(config: dict) -> list[str]:
 
 
 def test_h13_html_in_a_label_or_description_reaches_the_page_escaped(server):
-    url, _ = server
+    url, *_ = server
     config = httpx.get(f"{url}/config", timeout=10).json()
     shown = " ".join(_texts(config))
     assert "&lt;img src=x onerror=alert(1)&gt;" in shown, shown          # the folder name
@@ -100,7 +101,7 @@ def test_h13_html_in_a_label_or_description_reaches_the_page_escaped(server):
 
 
 def test_h13_json_request_bodies_are_capped(server):
-    url, _ = server
+    url, *_ = server
     big = json.dumps({"data": ["x" * (MAX_JSON_BYTES + 1)], "fn_index": 0,
                       "session_hash": "abc"}).encode()
     res = httpx.post(f"{url}/gradio_api/queue/join", content=big, timeout=30,
@@ -119,15 +120,21 @@ def test_h13_json_request_bodies_are_capped(server):
     assert small.status_code != 413
 
 
-def test_h13_uploads_are_private_and_cleaned(server):
-    url, root = server
-    png = (Path(__file__).resolve().parents[1] / "demos" / "examples" / "digit_0.png")
-    with open(png, "rb") as fh:
+PNG = Path(__file__).resolve().parents[1] / "demos" / "examples" / "digit_0.png"
+
+
+def _upload(url: str) -> Path:
+    with open(PNG, "rb") as fh:
         res = httpx.post(f"{url}/gradio_api/upload", files={"files": ("d.png", fh)},
                          timeout=30)
     assert res.status_code == 200, res.text
-    path = Path(res.json()[0])
-    assert path.is_file() and path.read_bytes() == png.read_bytes()
+    return Path(res.json()[0])
+
+
+def test_h13_uploads_are_private_and_cleaned(server):
+    url, root, _ = server
+    path = _upload(url)
+    assert path.is_file() and path.read_bytes() == PNG.read_bytes()
     folder = next(p for p in [path, *path.parents] if p.parent == root)
     assert folder.name.startswith("zoo-demo-uploads-"), path
     assert stat.S_IMODE(folder.stat().st_mode) & 0o077 == 0, oct(folder.stat().st_mode)
@@ -145,3 +152,16 @@ def test_h13_the_private_upload_folder_goes_when_the_server_stops(tmp_path):
                          text=True, timeout=60, check=True).stdout.strip()
     assert out.startswith(str(tmp_path)) and not Path(out).exists()
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_h13_sigterm_removes_the_upload_folder_as_ctrl_c_does(server):
+    """Last in this file: it stops the module's server as ``kill`` or a service manager
+    does. SIGTERM's default action ends the process before ``atexit`` runs, which left
+    every upload on disk."""
+    url, root, proc = server
+    path = _upload(url)
+    folder = next(p for p in [path, *path.parents] if p.parent == root)
+    assert folder.is_dir()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    assert not folder.exists() and not list(root.glob("zoo-demo-uploads-*"))
