@@ -193,15 +193,19 @@ def _fail_writes(monkeypatch, *, name: str, nth_file: int = 1, after_calls: int 
     """Make the ``nth_file``-th atomic write of a file called ``name`` raise (ENOSPC by
     default) on its ``after_calls``-th write call: a disk that fills mid-file."""
     real = outputs._Sink.write
-    opened: list[int] = []
+    # The sinks themselves, not their ids: a finished sink's id can be reused by the next
+    # one, which then counted as the same file (the 2nd checkpoint passed, the 3rd failed).
+    opened: list = []
     calls: dict[int, int] = {}
 
     def write(self, data):
         if self.path.name == name:
-            if id(self) not in opened:
-                opened.append(id(self))
-            calls[id(self)] = calls.get(id(self), 0) + 1
-            if opened.index(id(self)) == nth_file - 1 and calls[id(self)] >= after_calls:
+            nth = next((i for i, sink in enumerate(opened) if sink is self), None)
+            if nth is None:
+                nth = len(opened)
+                opened.append(self)
+            calls[nth] = calls.get(nth, 0) + 1
+            if nth == nth_file - 1 and calls[nth] >= after_calls:
                 failure = exc or OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
                 self.error = self.error or failure
                 raise failure
