@@ -48,6 +48,9 @@ def _typer_app():
         # A module imported on its own earlier registered its commands first.
         rank = {n: i for i, n in enumerate(_HELP_ORDER)}
         app.registered_commands.sort(key=lambda c: rank.get(c.name or "", len(rank)))
+        for info in [*app.registered_commands, app.registered_callback]:
+            if info is not None and info.callback is not None:
+                info.help = typer_app.reflowed(info.help or info.callback.__doc__)
         _built = True
     globals()["app"] = app
     return app

@@ -58,6 +58,19 @@ def with_debug_option(wrapper):
     return wrapper
 
 
+def reflowed(doc: str | None) -> str | None:
+    """``doc`` with each prose paragraph joined into one line, so ``--help`` wraps it to
+    the terminal: typer keeps a docstring's line breaks after its first paragraph, which
+    left a word or two on lines of their own. A paragraph with an indented line (a list of
+    examples) keeps its lines."""
+    if not doc:
+        return doc
+    paragraphs = inspect.cleandoc(doc).split("\n\n")
+    return "\n\n".join(
+        p if any(line[:1].isspace() for line in p.splitlines()) else " ".join(p.split("\n"))
+        for p in paragraphs)
+
+
 def handles_errors(fn):
     """:func:`zoo.cli.base.handles_errors`, with the command's own ``--debug`` option."""
     return with_debug_option(base_handles_errors(fn))

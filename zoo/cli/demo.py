@@ -101,8 +101,10 @@ def space_cmd(
         "them into the Space.", metavar="ORG/NAME")] = None,
     random_weights: RandomOpt = False,
 ) -> None:
-    """Export a model's demo as a Hugging Face Space folder that builds from its own files
-    (app.py, README.md, requirements.txt of PyPI names, zoo's code and the model's).
+    """Export a model's demo as a Hugging Face Space folder that builds from its own files.
+
+    The folder holds app.py, README.md, a requirements.txt of PyPI names, zoo's code and
+    the model's.
 
     NAME.TAG exports that trained model; a bare NAME (random weights) is refused unless
     --random-weights is given, as for 'zoo demo'.
