@@ -142,6 +142,20 @@ def test_help_examples_are_one_per_line(command):
         assert command is None or f"zoo {command}" in ex or ex.startswith("cd ")
 
 
+
+@pytest.mark.parametrize("command, sentence", [
+    ("space", "NAME.TAG exports that trained model; a bare NAME (random weights) is refused "
+              "unless --random-weights is given, as for 'zoo demo'."),
+    (None, "NAME is an architecture (random weights); NAME.TAG is a trained model (see "
+           "'zoo list --pretrained'). 'zoo COMMAND --help' shows a command's options."),
+])
+def test_help_prose_wraps_to_the_terminal_not_to_the_docstring(command, sentence):
+    """On a wide terminal a paragraph is one line: typer kept the docstring's own breaks."""
+    args = ["--help"] if command is None else [command, "--help"]
+    res = invoke(*args, env={"COLUMNS": "200"})
+    assert res.exit_code == 0
+    assert sentence in [line.strip() for line in res.stdout.splitlines()], res.stdout
+
 # -- 100 columns on a terminal ----------------------------------------------------------------
 
 @pytest.mark.parametrize("args", [
