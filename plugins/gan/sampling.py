@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import torch
 
 from zoo.errors import UsageError
+from zoo.tasks.generation import tile, to_uint8
 
 
 def example_input(spec, tag=None) -> tuple:
@@ -29,35 +29,6 @@ def example_input(spec, tag=None) -> tuple:
     if builder.endswith(":biggan"):
         return (z, torch.zeros(1, dtype=torch.long))
     return (z,)
-
-
-def _to_uint8(images: torch.Tensor) -> np.ndarray:
-    x = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    x = x.permute(0, 2, 3, 1).numpy()
-    return np.repeat(x, 3, axis=3) if x.shape[3] == 1 else x[..., :3]
-
-
-def tile(images: torch.Tensor, *, nrow: int | None = None, pad: int = 1,
-         scale: int | None = None) -> np.ndarray:
-    """Tile ``[N, C, H, W]`` images in ``[-1, 1]`` into one ``uint8`` RGB grid ``H x W x 3``.
-
-    ``scale`` repeats pixels (nearest neighbour); by default tiles grow to >= 32 pixels.
-    """
-    arr = _to_uint8(images)
-    n, h, w, _ = arr.shape
-    if scale is None:
-        scale = max(1, math.ceil(32 / max(h, w)))
-    if scale > 1:
-        arr = arr.repeat(scale, axis=1).repeat(scale, axis=2)
-        h, w = h * scale, w * scale
-    nrow = nrow or math.ceil(math.sqrt(n))
-    rows = math.ceil(n / nrow)
-    grid = np.full((rows * (h + pad) + pad, nrow * (w + pad) + pad, 3), 64, dtype=np.uint8)
-    for i in range(n):
-        r, c = divmod(i, nrow)
-        grid[pad + r * (h + pad): pad + r * (h + pad) + h,
-             pad + c * (w + pad): pad + c * (w + pad) + w] = arr[i]
-    return grid
 
 
 @torch.no_grad()
@@ -136,4 +107,4 @@ def translate_image(model, spec, tag, image, *, direction: str = "AB") -> np.nda
     with torch.no_grad():
         model.eval()
         out = model.translate(x, direction)
-    return _to_uint8(out)[0]
+    return to_uint8(out)[0]

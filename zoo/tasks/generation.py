@@ -84,19 +84,30 @@ def sample(model: Any, spec: Any, tag: str | None, n: int, *, seed: int,
         model.train(was)
 
 
-def tile(images: Any, *, pad: int = 1, min_side: int = 32):
-    """Images ``[N, C, H, W]`` in ``[-1, 1]`` as one ``uint8`` RGB grid, near-square,
-    pixels repeated until a tile is at least ``min_side`` wide."""
+def to_uint8(images: Any):
+    """Images ``[N, C, H, W]`` in ``[-1, 1]`` as ``uint8`` RGB ``[N, H, W, 3]`` (numpy)."""
     import numpy as np
 
     x = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().byte()
     arr = x.permute(0, 2, 3, 1).numpy()
-    arr = np.repeat(arr, 3, axis=3) if arr.shape[3] == 1 else arr[..., :3]
+    return np.repeat(arr, 3, axis=3) if arr.shape[3] == 1 else arr[..., :3]
+
+
+def tile(images: Any, *, nrow: int | None = None, pad: int = 1, scale: int | None = None,
+         min_side: int = 32):
+    """Images ``[N, C, H, W]`` in ``[-1, 1]`` as one ``uint8`` RGB grid ``H x W x 3``:
+    ``nrow`` tiles a row (default: near-square), each pixel repeated ``scale`` times
+    (default: until a tile is at least ``min_side`` wide)."""
+    import numpy as np
+
+    arr = to_uint8(images)
     n, h, w, _ = arr.shape
-    scale = max(1, math.ceil(min_side / max(h, w)))
-    arr = arr.repeat(scale, axis=1).repeat(scale, axis=2)
-    h, w = h * scale, w * scale
-    cols = math.ceil(math.sqrt(n))
+    if scale is None:
+        scale = max(1, math.ceil(min_side / max(h, w)))
+    if scale > 1:
+        arr = arr.repeat(scale, axis=1).repeat(scale, axis=2)
+        h, w = h * scale, w * scale
+    cols = nrow or math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
     out = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), 64, dtype=np.uint8)
     for i in range(n):
