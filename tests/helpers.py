@@ -51,6 +51,22 @@ def one_line(e: pytest.ExceptionInfo) -> str:
     return msg
 
 
+def refused(res, *names: str, after_settings: bool = False) -> str:
+    """A CLI result (typer's CliRunner) that exited 2 with one ``Error:`` line on stderr
+    naming each of ``names``, and no traceback; returns the line. ``after_settings``: the
+    line ``zoo finetune`` prints with its chosen settings may come first."""
+    lines = res.stderr.strip().splitlines()
+    if after_settings:
+        lines = [ln for ln in lines if not ln.startswith("settings: ")]
+    err = "\n".join(lines)
+    assert res.exit_code == 2, (res.exit_code, err, repr(res.exception))
+    assert len(lines) == 1 and err.startswith("Error: "), err
+    assert "Traceback" not in res.output
+    for n in names:
+        assert n in err, (n, err)
+    return err
+
+
 def isolate_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every download cache (zoo's, torch.hub's, huggingface_hub's) inside ``tmp_path``, and
     no offline switch on: a test that wants one sets it. For an autouse fixture of a file

@@ -15,6 +15,7 @@ import zipfile
 import zlib
 from pathlib import Path
 
+import helpers
 import pytest
 import torch
 from canary import files_under, pickle_bomb
@@ -29,16 +30,8 @@ def finetune(*args: str):
 
 
 def refused(res, *names: str) -> str:
-    """Exit 2, one ``Error:`` line (naming each of ``names``), no traceback."""
     # the run's chosen settings are printed before training starts; the refusal is the rest
-    err = "\n".join(ln for ln in res.stderr.strip().splitlines()
-                    if not ln.startswith("settings: "))
-    assert res.exit_code == 2, (res.exit_code, err, repr(res.exception))
-    assert len(err.splitlines()) == 1 and err.startswith("Error: "), err
-    assert "Traceback" not in res.output
-    for n in names:
-        assert n in err, (n, err)
-    return err
+    return helpers.refused(res, *names, after_settings=True)
 
 
 def _text_run(data: Path, out: Path):

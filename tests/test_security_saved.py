@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from canary import files_under, opens_under, pickle_bomb, run_audited
+from helpers import refused as _refused
 from hubserver import HubServer
 from typer.testing import CliRunner
 
@@ -42,16 +43,6 @@ def _tamper(pristine: dict[str, Path], which: str, dest: Path, **kwargs) -> Path
     config["kwargs"].update(kwargs)
     (d / "config.json").write_text(json.dumps(config))
     return d
-
-
-def _refused(res, *names: str) -> str:
-    """Exit 2 with one ``Error:`` line naming each of ``names``; no traceback."""
-    err = res.stderr.strip()
-    assert res.exit_code == 2, (res.exit_code, err, repr(res.exception))
-    assert len(err.splitlines()) == 1 and err.startswith("Error: "), err
-    for n in names:
-        assert n in err, (n, err)
-    return err
 
 
 def test_h1_saved_dir_cannot_set_checkpoint_path(pristine, tmp_path):

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import refused
 from typer.testing import CliRunner
 
 from zoo.cli import app
@@ -23,15 +24,6 @@ def zoo(*args: str):
 
 def contents(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
-
-
-def refused(res, *names: str) -> str:
-    err = res.stderr.strip()
-    assert res.exit_code == 2, (res.exit_code, err, repr(res.exception))
-    assert len(err.splitlines()) == 1 and err.startswith("Error: "), err
-    for n in names:
-        assert n in err, (n, err)
-    return err
 
 
 @pytest.fixture
