@@ -218,6 +218,22 @@ def test_token_classification_learns_tagged_sentences(tmp_path):
     assert result.metrics["accuracy"] > max(0.9, result.extra["initial"]["accuracy"])
 
 
+
+def test_text_recipes_hold_out_rows_and_honour_both_limits():
+    """Translation, text generation and token classification split their rows alike
+    (token classification ignored --val-limit before they shared the split)."""
+    from zoo.finetune.recipes.base import DataOptions
+    from zoo.finetune.recipes.text import _split
+
+    rows = list(range(50))
+    train, val = _split(rows, None, DataOptions(val_fraction=0.2, limit=30, val_limit=4))
+    assert len(train) == 30 and len(val) == 4
+    assert not set(val) & {rows[i] for i in train}          # held out, not trained on
+    assert _split(rows, None, DataOptions(val_fraction=0.2)) == _split(
+        rows, None, DataOptions(val_fraction=0.2))           # the same split every run
+    train, val = _split(rows, ["v"] * 9, DataOptions(val_limit=5))
+    assert train == rows and val == ["v"] * 5               # --val-data: every row trains
+
 # -- graphs --------------------------------------------------------------------------------------
 
 def test_node_classification_learns_a_graph_file(tmp_path):

@@ -35,6 +35,21 @@ def _val_indices(n: int, fraction: float) -> tuple[list[int], list[int]]:
     return sorted(perm[k:]), sorted(perm[:k])
 
 
+def _split(rows: list, val_rows: list | None, options: DataOptions) -> tuple[list[int], list]:
+    """Training row indices and validation rows: ``val_rows`` (from --val-data) when
+    given, else a fixed held-out fraction of ``rows``; cut to --limit and --val-limit."""
+    if val_rows is None:
+        train_idx, val_idx = _val_indices(len(rows), options.val_fraction)
+        val_rows = [rows[i] for i in val_idx]
+    else:
+        train_idx = list(range(len(rows)))
+    if options.limit is not None:
+        train_idx = train_idx[: options.limit]
+    if options.val_limit is not None:
+        val_rows = val_rows[: options.val_limit]
+    return train_idx, val_rows
+
+
 def _rows(path: Any) -> list[dict[str, Any]]:
     """The rows of a .jsonl/.csv file as dicts; a .txt file gives ``{"text": line}``."""
     import csv
@@ -99,16 +114,10 @@ class TextGeneration(Recipe):
             raise UsageError(f"'{loaded.ref}' is not a language model (no generate); text "
                              "generation fine-tunes GPT-family models")
         prompts, responses = self._texts(data, options)
-        if options.val_data is not None:
-            vp, vr = self._texts(options.val_data, options)
-            train_idx = list(range(len(prompts)))
-        else:
-            train_idx, val_idx = _val_indices(len(prompts), options.val_fraction)
-            vp, vr = [prompts[i] for i in val_idx], [responses[i] for i in val_idx]
-        if options.limit is not None:
-            train_idx = train_idx[: options.limit]
-        if options.val_limit is not None:
-            vp, vr = vp[: options.val_limit], vr[: options.val_limit]
+        given = (None if options.val_data is None
+                 else list(zip(*self._texts(options.val_data, options), strict=True)))
+        train_idx, held = _split(list(zip(prompts, responses, strict=True)), given, options)
+        vp, vr = [p for p, _ in held], [r for _, r in held]
         tok = getattr(loaded.model, "tokenizer", None)
         notes: dict[str, Any] = {}
         if tok is None or not hasattr(tok, "encode") or not hasattr(tok, "bos_id"):
@@ -192,16 +201,10 @@ class Translation(Recipe):
 
     def prepare(self, data: Any, loaded: Any, options: DataOptions):
         src, tgt = self._pairs(data, options)
-        if options.val_data is not None:
-            vs, vt = self._pairs(options.val_data, options)
-            train_idx = list(range(len(src)))
-        else:
-            train_idx, val_idx = _val_indices(len(src), options.val_fraction)
-            vs, vt = [src[i] for i in val_idx], [tgt[i] for i in val_idx]
-        if options.limit is not None:
-            train_idx = train_idx[: options.limit]
-        if options.val_limit is not None:
-            vs, vt = vs[: options.val_limit], vt[: options.val_limit]
+        given = (None if options.val_data is None
+                 else list(zip(*self._pairs(options.val_data, options), strict=True)))
+        train_idx, held = _split(list(zip(src, tgt, strict=True)), given, options)
+        vs, vt = [a for a, _ in held], [b for _, b in held]
         model = loaded.model
         src_tok, tgt_tok = getattr(model, "src_vocab", None), getattr(model, "tgt_vocab", None)
         notes: dict[str, Any] = {}
@@ -292,14 +295,8 @@ class TokenClassification(Recipe):
 
     def prepare(self, data: Any, loaded: Any, options: DataOptions):
         sents = self._sentences(data)
-        if options.val_data is not None:
-            vsents = self._sentences(options.val_data)
-            train_idx = list(range(len(sents)))
-        else:
-            train_idx, val_idx = _val_indices(len(sents), options.val_fraction)
-            vsents = [sents[i] for i in val_idx]
-        if options.limit is not None:
-            train_idx = train_idx[: options.limit]
+        given = None if options.val_data is None else self._sentences(options.val_data)
+        train_idx, vsents = _split(sents, given, options)
         train_sents = [sents[i] for i in train_idx]
         names = sorted({t for _, tags in train_sents for t in tags})
         unknown = sorted({t for _, tags in vsents for t in tags} - set(names))
