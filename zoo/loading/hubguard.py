@@ -1,9 +1,10 @@
 """Guards around huggingface_hub downloads: no answer of the server's choosing becomes a path.
 
 huggingface_hub 2.4 and 2.5 (the newest, checked 2026-12-07) name a cached blob after the
-server's ``ETag`` (``blobs/<etag>``) and its snapshot folder after ``X-Repo-Commit``,
-without checking them: an endpoint answering ``ETag: "../../../x"`` makes it write a file
-outside its cache. zoo fixes that at two points:
+server's ``ETag`` (``blobs/<etag>``) without checking it, and a snapshot folder after
+``X-Repo-Commit`` (kept inside ``snapshots/``, not checked to be a commit hash): an
+endpoint answering ``ETag: "../../../x"`` makes it write a file outside its cache. zoo
+fixes that at two points:
 
 * before anything is written: a response hook on huggingface_hub's own HTTP client
   (:func:`huggingface_hub.get_session`, public API) refuses any ``/resolve/`` answer whose
