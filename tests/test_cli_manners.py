@@ -142,7 +142,6 @@ def test_help_examples_are_one_per_line(command):
         assert command is None or f"zoo {command}" in ex or ex.startswith("cd ")
 
 
-
 @pytest.mark.parametrize("command, sentence", [
     ("space", "NAME.TAG exports that trained model; a bare NAME (random weights) is refused "
               "unless --random-weights is given, as for 'zoo demo'."),
@@ -155,6 +154,7 @@ def test_help_prose_wraps_to_the_terminal_not_to_the_docstring(command, sentence
     res = invoke(*args, env={"COLUMNS": "200"})
     assert res.exit_code == 0
     assert sentence in [line.strip() for line in res.stdout.splitlines()], res.stdout
+
 
 # -- 100 columns on a terminal ----------------------------------------------------------------
 

@@ -218,7 +218,6 @@ def test_token_classification_learns_tagged_sentences(tmp_path):
     assert result.metrics["accuracy"] > max(0.9, result.extra["initial"]["accuracy"])
 
 
-
 def test_text_recipes_hold_out_rows_and_honour_both_limits():
     """Translation, text generation and token classification split their rows alike
     (token classification ignored --val-limit before they shared the split)."""
@@ -233,6 +232,7 @@ def test_text_recipes_hold_out_rows_and_honour_both_limits():
         rows, None, DataOptions(val_fraction=0.2))           # the same split every run
     train, val = _split(rows, ["v"] * 9, DataOptions(val_limit=5))
     assert train == rows and val == ["v"] * 5               # --val-data: every row trains
+
 
 # -- graphs --------------------------------------------------------------------------------------
 
